@@ -1,0 +1,212 @@
+"""``python -m bench``: argument parsing only; every command calls into the modules.
+
+Exit codes (DESIGN.md): 0 ok, 2 bad input with a one-line reason, 3 a gate failed.
+``--json`` output goes to stdout alone; progress and logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import __version__
+from bench.errors import BadInput, BenchError, NotBuilt
+from bench.paths import cache_dir, results_dir
+
+
+def _categories(value: str) -> list[str]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of categories")
+    return names
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def _not_built(command: str, issue: str) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        raise NotBuilt(f"'bench {command}' is not built in this version yet ({issue})")
+
+    return handler
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.orchestrate import RunRequest, execute, resumed_request, with_measurement
+
+    if args.emulate:
+        raise NotBuilt("--emulate is not built in this version yet (the devices issue adds FP16/INT8 emulation)")
+    if args.resume is not None:
+        request = resumed_request(args.out, args.resume)
+    elif args.data_root is None:
+        raise BadInput("--data-root is required (or try 'python -m bench demo' for generated data)")
+    else:
+        request = RunRequest(
+            device=args.device, model=args.model, dataset=args.dataset, data_root=args.data_root,
+            checkpoint=args.checkpoint or cache_dir() / "checkpoints" / args.model, categories=args.categories,
+            limit=args.limit, backbone_weights=args.backbone_weights,
+        )
+    request = with_measurement(request, warmup=args.warmup, min_count=args.min_count,
+                               min_duration_s=args.min_duration)
+    run_dir = execute(request, out=args.out, resume=args.resume)
+    print(f"run record: {run_dir}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.reports.html import write_report
+
+    out = write_report(args.results or [results_dir()], args.out)
+    print(f"report: {out}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from bench.listing import listing
+
+    rows = listing(args.what)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(f"{row['name']:<12} {row['description']}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from bench.doctor import diagnose
+
+    rows = diagnose()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(f"{'ok ' if row['ok'] else 'NO '} {row['check']:<22} {row['reason']}")
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from bench.data.datasets import open_dataset
+    from bench.fitting import fit_categories
+    from bench.models.cards import load_card
+    from bench.records import ensure_writable
+
+    card = load_card(args.model)
+    out = args.out or cache_dir() / "checkpoints" / args.model
+    ensure_writable(out)
+    dataset = open_dataset(args.dataset, args.data_root)
+    categories = dataset.select(args.categories)
+    written = fit_categories(card, dataset, categories, out, args.backbone_weights, seed=args.seed,
+                             steps=args.steps, max_train=args.max_train)
+    for category, path in written.items():
+        print(f"{category}: {path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bench.data.demo import DemoSpec
+    from bench.demo import DEMO_MEASUREMENT, run_demo
+    from bench.runner import Measurement
+
+    if args.small:
+        spec = DemoSpec(size=128, n_train=6, n_test_good=3, n_test_per_defect=2)
+        run_dir, report = run_demo(spec, args.out, args.report, Measurement(warmup=2, min_count=5, min_duration_s=0.0),
+                                   fit_steps=20)
+    else:
+        run_dir, report = run_demo(None, args.out, args.report, DEMO_MEASUREMENT)
+    print(f"run record: {run_dir}")
+    print(f"report:     {report}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"edge-ad-bench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="benchmark a model on a device, writing a run record")
+    run.add_argument("--device", default="host", help="device profile name (bench list devices)")
+    run.add_argument("--model", default="tinyglass", help="model card name (bench list models)")
+    run.add_argument("--dataset", default="mvtec", help="dataset reader (bench list datasets)")
+    run.add_argument("--data-root", type=Path, help="dataset folder")
+    run.add_argument("--categories", type=_categories, help="comma-separated subset of categories")
+    run.add_argument("--limit", type=_positive, help="at most N test images per category (both classes kept)")
+    run.add_argument("--checkpoint", type=Path, help="checkpoint file or folder (default: where bench fit writes)")
+    run.add_argument("--backbone-weights", type=Path, help="backbone weight file (default: the checkpoint's, "
+                     "else the torch hub cache)")
+    run.add_argument("--emulate", action="store_true", help="run the device's numerics on the host")
+    run.add_argument("--out", type=Path, default=None, help="results folder (default results/)")
+    run.add_argument("--resume", metavar="RUN_ID", help="finish an unfinished run in --out with its recorded "
+                     "settings; only --warmup/--min-count/--min-duration may be changed (recorded per attempt)")
+    run.add_argument("--warmup", type=int, help="untimed warm-up inferences (default 10)")
+    run.add_argument("--min-count", type=_positive, help="minimum timed inferences (default 100)")
+    run.add_argument("--min-duration", type=float, help="minimum timed seconds (default 5)")
+    run.set_defaults(handler=cmd_run)
+
+    report = sub.add_parser("report", help="write the HTML report from run records")
+    report.add_argument("results", nargs="*", type=Path, help="run folders or results folders (default results/)")
+    report.add_argument("--out", type=Path, default=Path("reports/index.html"))
+    report.set_defaults(handler=cmd_report)
+
+    compare = sub.add_parser("compare", help="drift of a device run against its host reference (exit 3 on gate)")
+    compare.add_argument("ref_run")
+    compare.add_argument("dev_run")
+    compare.add_argument("--max-drift", type=float)
+    compare.set_defaults(handler=_not_built("compare", "the metrics-and-drift issue adds it"))
+
+    listing = sub.add_parser("list", help="list devices, models or datasets")
+    listing.add_argument("what", choices=["devices", "models", "datasets"])
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_list)
+
+    inspect = sub.add_parser("inspect", help="inspect a dataset or a model")
+    inspect.add_argument("what", choices=["dataset", "model"])
+    inspect.add_argument("name", nargs="?")
+    inspect.add_argument("--dataset")
+    inspect.add_argument("--data-root", type=Path)
+    inspect.add_argument("--json", action="store_true")
+    inspect.set_defaults(handler=_not_built("inspect", "the datasets and models issues add it"))
+
+    compile_ = sub.add_parser("compile", help="compile a model for a device into the artifact cache")
+    compile_.add_argument("--device", required=True)
+    compile_.add_argument("--model", required=True)
+    compile_.set_defaults(handler=_not_built("compile", "the devices issue adds it"))
+
+    fit = sub.add_parser("fit", help="fit per-category checkpoints on normal training images")
+    fit.add_argument("--model", required=True)
+    fit.add_argument("--dataset", default="mvtec")
+    fit.add_argument("--data-root", type=Path, required=True)
+    fit.add_argument("--categories", type=_categories)
+    fit.add_argument("--out", type=Path, help="checkpoint folder (default: the cache's checkpoints/MODEL)")
+    fit.add_argument("--backbone-weights", type=Path, help="backbone weight file (default: the torch hub cache)")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--steps", type=_positive, help="optimisation steps per category (default 300)")
+    fit.add_argument("--max-train", type=_positive, help="use at most N training images per category")
+    fit.set_defaults(handler=cmd_fit)
+
+    demo = sub.add_parser("demo", help="generate demo data, fit, run the host and write a report")
+    demo.add_argument("--out", type=Path, help="results folder (default results/)")
+    demo.add_argument("--report", type=Path, help="report file (default reports/demo/index.html)")
+    demo.add_argument("--small", action="store_true", help="a tiny configuration for smoke tests")
+    demo.set_defaults(handler=cmd_demo)
+
+    doctor = sub.add_parser("doctor", help="which adapters work here, and why not")
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(handler=cmd_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code

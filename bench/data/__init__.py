@@ -1,0 +1,1 @@
+"""Dataset readers, the demo-data generator, preprocessing and the prefetching input stream."""

@@ -1,0 +1,96 @@
+"""``bench demo``: the embedded default, end to end, on generated data.
+
+Generate the demo dataset (cached), fit per-category TinyGLASS checkpoints on it (cached),
+run the host reference over every demo category and write the record and a first report.
+No ImageNet weights can be downloaded at run time, so the demo backbone is a seeded random
+ResNet-18 written to a local file and loaded through the same code as the real weights;
+the report's provenance names that file. Its BatchNorm statistics are calibrated on the demo's
+normal training images (see ``calibrate_batchnorm``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from bench.data.datasets import open_dataset
+from bench.data.demo import DemoSpec, generate_demo_dataset
+from bench.data.preprocess import preprocess_image
+from bench.data.stream import prefetch
+from bench.fitting import fit_categories
+from bench.models.cards import load_card
+from bench.models.prepare import require_torch
+from bench.orchestrate import RunRequest, execute
+from bench.paths import cache_dir, reports_dir, results_dir
+from bench.records import ensure_writable
+from bench.reports.html import write_report
+from bench.runner import Measurement
+
+DEMO_MEASUREMENT = Measurement(warmup=5, min_count=50, min_duration_s=2.0)
+DEMO_SEED = 0
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def demo_data(spec: DemoSpec) -> Path:
+    root = cache_dir() / "demo" / f"data-{spec.fingerprint()[:12]}"
+    with tqdm(desc="demo data", unit="img", file=sys.stderr, leave=False) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        return generate_demo_dataset(root, spec, progress=progress)
+
+
+def demo_backbone(seed: int, data_root: Path, spec: DemoSpec) -> Path:
+    """A seeded random ResNet-18 whose BatchNorm statistics are calibrated on the demo's normal images."""
+    import numpy as np
+
+    from bench.models.backbones import save_random_resnet18
+
+    path = cache_dir() / "demo" / f"resnet18-random-seed{seed}-bn-{spec.fingerprint()[:12]}.pth"
+    if path.is_file():
+        return path
+    _log("calibrating the demo backbone ...")
+    recipe = load_card("tinyglass").recipe
+    dataset = open_dataset("mvtec", data_root)
+    paths = [s.path for c in dataset.categories() for s in dataset.samples(c, "train")]
+    images = np.concatenate([t for _, t in prefetch(paths, lambda p: preprocess_image(p, recipe))])
+    return save_random_resnet18(path, seed, calibration=images)
+
+
+def demo_checkpoints(data_root: Path, spec: DemoSpec, backbone: Path, steps: int | None) -> Path:
+    """Fitted once per (data, seed, steps); a category whose checkpoint exists is not refitted."""
+    folder = cache_dir() / "demo" / f"checkpoints-{spec.fingerprint()[:12]}-seed{DEMO_SEED}-steps{steps or 'default'}"
+    dataset = open_dataset("mvtec", data_root)
+    missing = [c for c in dataset.categories() if not (folder / f"{c}.pth").is_file()]
+    if missing:
+        _log(f"fitting demo checkpoints for {', '.join(missing)} ...")
+        fit_categories(load_card("tinyglass"), dataset, missing, folder, backbone, seed=DEMO_SEED, steps=steps)
+    return folder
+
+
+def run_demo(spec: DemoSpec | None = None, out: Path | None = None, report: Path | None = None,
+             measurement: Measurement = DEMO_MEASUREMENT, fit_steps: int | None = None,
+             limit: int | None = None) -> tuple[Path, Path]:
+    """Returns (run folder, report file)."""
+    require_torch()
+    spec = spec or DemoSpec()
+    out = out or results_dir()
+    report = report or reports_dir() / "demo" / "index.html"
+    ensure_writable(out)
+    ensure_writable(report.parent)
+    data_root = demo_data(spec)
+    _log(f"demo data: {data_root}")
+    backbone = demo_backbone(DEMO_SEED, data_root, spec)
+    checkpoints = demo_checkpoints(data_root, spec, backbone, fit_steps)
+    request = RunRequest(device="host", model="tinyglass", dataset="mvtec", data_root=data_root,
+                         checkpoint=checkpoints, backbone_weights=backbone, measurement=measurement, limit=limit)
+    run_dir = execute(request, out=out)
+    write_report([run_dir], report)
+    return run_dir, report

@@ -1,0 +1,1 @@
+"""The Device interface, device profiles, the adapter registry and the artifact cache."""

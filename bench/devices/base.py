@@ -1,0 +1,105 @@
+"""The Device interface (DESIGN.md): compile -> Artifact, open -> Session, infer, close.
+
+The runner sees only these names. An adapter owns its toolchain, its runtime and whatever
+timing the device reports itself; everything else (inputs, timing windows, records) is the
+runner's.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """What compile() starts from: the exported ONNX graph and its checksum."""
+
+    onnx_path: Path
+    sha256: str
+    input_name: str
+    input_shape: tuple[int, ...]
+    output_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """What a device runs, with the checksum and toolchain that produced it (for provenance)."""
+
+    path: Path
+    sha256: str
+    precision: str
+    toolchain: dict[str, str]
+    source_sha256: str
+
+
+@dataclass
+class InferenceResult:
+    outputs: dict[str, np.ndarray]
+    device_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """One lab device, from ``devices/<name>.yaml``."""
+
+    name: str
+    kind: str
+    precision: str
+    description: str = ""
+    runtime: dict[str, Any] = field(default_factory=dict)
+    power: dict[str, Any] = field(default_factory=dict)
+    location: dict[str, Any] = field(default_factory=dict)
+    source: Path | None = None
+
+
+class Session(ABC):
+    """An opened artifact, ready for single-stream inference."""
+
+    @abstractmethod
+    def infer(self, batch: np.ndarray) -> InferenceResult:
+        """Run one batch; ``device_ms`` is the device's own timing where it has one."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the runtime; the session is unusable afterwards."""
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Device(ABC):
+    """An adapter for one kind of device, configured by a profile."""
+
+    kind: str = ""
+
+    def __init__(self, profile: DeviceProfile) -> None:
+        self.profile = profile
+
+    @abstractmethod
+    def toolchain(self) -> dict[str, str]:
+        """Versions that determine the artifact; part of the artifact cache key."""
+
+    @abstractmethod
+    def compile(self, exported: ExportedModel, workdir: Path) -> Artifact:
+        """Turn the exported model into what the device runs, written under ``workdir``."""
+
+    @abstractmethod
+    def open(self, artifact: Artifact) -> Session:
+        """Load an artifact for inference."""
+
+    @abstractmethod
+    def environment(self) -> dict[str, Any]:
+        """OS, runtime versions, power mode and settings: everything that can change a figure."""
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        """Whether this adapter can run on this machine and, if not, exactly what is missing."""
+        return True, "ok"

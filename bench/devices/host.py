@@ -1,0 +1,115 @@
+"""The host reference: ONNX Runtime, CPU execution provider, FP32, threads set explicitly.
+
+It is the reference every device run is compared with, so its settings are pinned and
+recorded rather than left to ONNX Runtime's defaults (which depend on the machine).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from bench.devices.base import Artifact, Device, ExportedModel, InferenceResult, Session
+from bench.errors import BadInput
+
+GRAPH_LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+def physical_cores() -> int:
+    """Cores available to this process (affinity-aware), the sane default for intra-op threads."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class HostSession(Session):
+    def __init__(self, session: ort.InferenceSession) -> None:
+        self._session = session
+        self._input = session.get_inputs()[0].name
+        self._outputs = [o.name for o in session.get_outputs()]
+
+    def infer(self, batch: np.ndarray) -> InferenceResult:
+        values = self._session.run(self._outputs, {self._input: batch})
+        return InferenceResult(dict(zip(self._outputs, values, strict=True)))
+
+    def close(self) -> None:
+        self._session = None  # type: ignore[assignment]
+
+
+class HostDevice(Device):
+    kind = "host"
+
+    def settings(self) -> dict[str, Any]:
+        """The resolved runtime settings; ``auto`` becomes a number here so it can be recorded."""
+        rt = self.profile.runtime
+        intra = rt.get("intra_op_num_threads", "auto")
+        level = rt.get("graph_optimization_level", "all")
+        if level not in GRAPH_LEVELS:
+            raise BadInput(f"{self.profile.source}: graph_optimization_level must be one of {sorted(GRAPH_LEVELS)}")
+        return {
+            "providers": list(rt.get("providers", ["CPUExecutionProvider"])),
+            "intra_op_num_threads": physical_cores() if intra == "auto" else int(intra),
+            "inter_op_num_threads": int(rt.get("inter_op_num_threads", 1)),
+            "execution_mode": rt.get("execution_mode", "sequential"),
+            "graph_optimization_level": level,
+        }
+
+    def toolchain(self) -> dict[str, str]:
+        return {"onnxruntime": ort.__version__}
+
+    def compile(self, exported: ExportedModel, workdir: Path) -> Artifact:
+        """The host runs the exported ONNX itself; it is copied so the cache owns its artifact."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        target = workdir / "model.onnx"
+        shutil.copyfile(exported.onnx_path, target)
+        return Artifact(target, exported.sha256, self.profile.precision, self.toolchain(), exported.sha256)
+
+    def open(self, artifact: Artifact) -> Session:
+        s = self.settings()
+        available = ort.get_available_providers()
+        missing = [p for p in s["providers"] if p not in available]
+        if missing:
+            raise BadInput(f"{self.profile.source}: provider {missing[0]} not available here ({', '.join(available)})")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = s["intra_op_num_threads"]
+        options.inter_op_num_threads = s["inter_op_num_threads"]
+        options.execution_mode = (
+            ort.ExecutionMode.ORT_PARALLEL if s["execution_mode"] == "parallel" else ort.ExecutionMode.ORT_SEQUENTIAL
+        )
+        options.graph_optimization_level = GRAPH_LEVELS[s["graph_optimization_level"]]
+        try:
+            session = ort.InferenceSession(str(artifact.path), sess_options=options, providers=s["providers"])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise BadInput(f"{artifact.path}: ONNX Runtime cannot load it ({exc})") from exc
+        return HostSession(session)
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        providers = ort.get_available_providers()
+        if "CPUExecutionProvider" not in providers:
+            return False, f"onnxruntime {ort.__version__} has no CPUExecutionProvider ({', '.join(providers)})"
+        return True, f"onnxruntime {ort.__version__}: {', '.join(providers)}"
+
+    def environment(self) -> dict[str, Any]:
+        return {
+            "os": platform.platform(),
+            "machine": platform.machine(),
+            "processor": platform.processor() or None,
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "runtime": {"onnxruntime": ort.__version__, "numpy": np.__version__},
+            "settings": self.settings(),
+            "power_mode": None,
+        }

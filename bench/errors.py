@@ -1,0 +1,33 @@
+"""Error types that map onto the CLI's exit codes (DESIGN.md: 2 bad input, 3 gate failed)."""
+
+from __future__ import annotations
+
+
+class BenchError(Exception):
+    """An expected failure with a one-line reason; the CLI prints it and exits with ``exit_code``."""
+
+    exit_code = 1
+
+
+class BadInput(BenchError):
+    """The user gave something unusable: a wrong name, a missing file, an unwritable folder."""
+
+    exit_code = 2
+
+
+class NotBuilt(BenchError):
+    """A command of the CLI contract that this version does not implement yet."""
+
+    exit_code = 2
+
+
+class GateFailed(BenchError):
+    """A quality gate (for example the drift limit of ``bench compare``) was exceeded."""
+
+    exit_code = 3
+
+
+def one_of(kind: str, name: str, valid: list[str] | tuple[str, ...]) -> BadInput:
+    """The error for an unknown name, listing the valid ones so the user can correct it."""
+    choices = ", ".join(sorted(valid)) or "(none)"
+    return BadInput(f"unknown {kind} '{name}'; valid {kind}s: {choices}")

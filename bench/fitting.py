@@ -1,0 +1,79 @@
+"""``bench fit``: fit per-category checkpoints on a dataset's normal training images."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from bench.data.datasets import Dataset
+from bench.data.preprocess import preprocess_image
+from bench.data.stream import prefetch
+from bench.errors import BadInput
+from bench.models.cards import ModelCard
+from bench.models.prepare import require_torch
+from bench.provenance import index_sha256
+from bench.records.atomic import replace_atomically
+from bench.util import file_sha256
+
+
+def fit_categories(card: ModelCard, dataset: Dataset, categories: list[str], out_dir: Path,
+                   backbone: Path | None, seed: int = 0, steps: int | None = None,
+                   max_train: int | None = None) -> dict[str, Path]:
+    """Fit one checkpoint per category into ``out_dir/<category>.pth`` (public TinyGLASS format + meta)."""
+    require_torch()
+    import torch
+
+    from bench.models import tinyglass
+    from bench.models.backbones import resolve_resnet18_weights
+    from bench.models.fit_tinyglass import FitConfig, fit
+
+    if card.family != "tinyglass":
+        raise BadInput(f"fitting model family '{card.family}' is not built in this version")
+    backbone = resolve_resnet18_weights(backbone)
+    backbone_sha = file_sha256(backbone)
+    cfg = FitConfig(seed=seed) if steps is None else FitConfig(seed=seed, steps=steps)
+    recipe = card.recipe
+    written: dict[str, Path] = {}
+    for category in categories:
+        samples = [s for s in dataset.samples(category, "train") if s.label == 0][:max_train]
+        if not samples:
+            raise BadInput(f"{dataset.root / category / 'train'}: no normal training images")
+        images = np.concatenate([t for _, t in prefetch(samples, lambda s: preprocess_image(s.path, recipe))])
+        model = tinyglass.build(backbone)
+        with tqdm(total=cfg.steps, desc=f"fit {category}", file=sys.stderr, leave=False, dynamic_ncols=True) as bar:
+            def progress(step: int, total: int, loss: float, bar: tqdm = bar) -> None:
+                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+                bar.update()
+
+            summary = fit(model, images, cfg, progress)
+        checkpoint = tinyglass.to_public_format(model)
+        checkpoint["meta"] = json_safe({
+            "model": card.name, "category": category, "fit": summary,
+            "train_index_sha256": index_sha256(samples),
+            "backbone_weights": _relative_or_absolute(backbone, out_dir),
+            "backbone_sha256": backbone_sha,
+            "torch": torch.__version__,
+        })
+        target = out_dir / f"{category}.pth"
+        replace_atomically(target, lambda tmp, c=checkpoint: torch.save(c, tmp))
+        written[category] = target
+    return written
+
+
+def json_safe(meta: dict) -> dict:
+    """Plain JSON types only, so the checkpoint loads with ``torch.load(weights_only=True)``."""
+    return json.loads(json.dumps(meta))
+
+
+def _relative_or_absolute(path: Path, base: Path) -> str:
+    """Relative when the weights live beside the checkpoints, so the folder can be moved as a whole."""
+    try:
+        return os.path.relpath(path.resolve(), base.resolve()) if base.resolve() in path.resolve().parents else str(
+            path.resolve())
+    except ValueError:
+        return str(path.resolve())

@@ -1,0 +1,16 @@
+"""``bench list``: the names a user can pass to --device, --model and --dataset."""
+
+from __future__ import annotations
+
+from bench.data.datasets import DATASETS
+from bench.devices.profiles import load_profile, profile_names
+from bench.models.cards import card_names, load_card
+
+
+def listing(what: str) -> list[dict[str, str]]:
+    if what == "devices":
+        return [{"name": n, "description": load_profile(n).description} for n in profile_names()]
+    if what == "models":
+        return [{"name": n, "description": " ".join(str(load_card(n).data.get("description", "")).split())}
+                for n in card_names()]
+    return [{"name": n, "description": desc} for n, (_, desc) in sorted(DATASETS.items())]

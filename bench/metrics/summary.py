@@ -1,0 +1,82 @@
+"""metrics.json: per category and the mean over categories, as MVTec AD / VisA papers report them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.metrics.accuracy import aupro, average_precision, f1_max, image_auroc, pixel_auroc
+from bench.metrics.latency import latency_summary, timed_rows
+from bench.power import NO_METER_REASON
+
+MEAN_KEYS = ("image_auroc", "image_ap", "image_f1_max", "pixel_auroc", "aupro", "p50_ms", "p90_ms", "p99_ms",
+             "mean_ms", "fps", "energy_mj_per_inference", "avg_power_w", "gmac_per_inference", "gmac_per_j")
+
+
+def _image_level(images: pd.DataFrame) -> dict[str, Any]:
+    ok = images[images["error"].isna() & images["score"].notna()]
+    labels = ok["label"].to_numpy(dtype=np.int64)
+    scores = ok["score"].to_numpy(dtype=np.float64)
+    out: dict[str, Any] = {"images": len(images), "errors": int(images["error"].notna().sum()),
+                           "good": int((labels == 0).sum()), "defective": int((labels == 1).sum())}
+    if len(np.unique(labels)) < 2:
+        out.update(image_auroc=None, image_ap=None, image_f1_max=None, f1_threshold=None,
+                   image_note="needs good and defective images")
+        return out
+    best = f1_max(labels, scores)
+    out.update(image_auroc=image_auroc(labels, scores), image_ap=average_precision(labels, scores),
+               image_f1_max=best.f1, f1_threshold=best.threshold)
+    return out
+
+
+def _pixel_level(maps: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray] | None) -> dict[str, Any]:
+    if not maps:
+        return {"pixel_auroc": None, "aupro": None, "pixel_note": "the model produces no anomaly map"}
+    if masks is None:
+        return {"pixel_auroc": None, "aupro": None, "pixel_note": "the dataset has no masks"}
+    ids = [i for i in maps if i in masks]
+    stacked_masks = np.stack([masks[i] for i in ids])
+    if not stacked_masks.any():
+        return {"pixel_auroc": None, "aupro": None, "pixel_note": "no anomalous pixel in the masks"}
+    stacked_maps = np.stack([maps[i].astype(np.float32) for i in ids])
+    return {"pixel_auroc": pixel_auroc(stacked_masks, stacked_maps), "aupro": aupro(stacked_masks, stacked_maps)}
+
+
+def _efficiency(gmac: float | None) -> dict[str, Any]:
+    """Energy needs a power meter over the timed window; without one the figures are null with the reason."""
+    return {
+        "energy_mj_per_inference": None,
+        "avg_power_w": None,
+        "energy_note": NO_METER_REASON,
+        "gmac_per_inference": gmac,
+        "gmac_per_j": None,
+    }
+
+
+def summarize(
+    images: pd.DataFrame,
+    latency: pd.DataFrame,
+    maps: Mapping[str, Mapping[str, np.ndarray]],
+    masks: Mapping[str, Mapping[str, np.ndarray] | None],
+    timed_attempts: Mapping[str, int | None],
+    gmac: float | None = None,
+) -> dict[str, Any]:
+    categories: dict[str, dict[str, Any]] = {}
+    for category in sorted(images["category"].unique()):
+        cat_images = images[images["category"] == category]
+        lat = latency_summary(timed_rows(latency, category, timed_attempts.get(category)))
+        categories[category] = {
+            **_image_level(cat_images),
+            **_pixel_level(maps.get(category, {}), masks.get(category)),
+            **lat,
+            **_efficiency(gmac),
+        }
+    mean: dict[str, Any] = {}
+    for key in MEAN_KEYS:
+        values = [c[key] for c in categories.values() if c.get(key) is not None]
+        mean[key] = float(np.mean(values)) if values and len(values) == len(categories) else None
+    return {"categories": categories, "mean": mean,
+            "notes": {"mean": "unweighted mean over categories; null unless every category has the figure"}}

@@ -1,0 +1,1 @@
+"""Model cards, model definitions, checkpoint loading, fitting and ONNX export (torch only where needed)."""

@@ -1,0 +1,171 @@
+"""``bench run``: resolve names to a device, a model and inputs, then drive the runner into a record.
+
+Everything that can be checked is checked before any work starts (names, folders, the
+output's writability); a failure after that leaves a record whose status says what happened.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.clock import clock_info
+from bench.data.datasets import Dataset, open_dataset
+from bench.data.preprocess import preprocess_image, preprocess_mask
+from bench.data.samples import Sample
+from bench.devices.base import Device
+from bench.devices.profiles import load_profile
+from bench.devices.registry import create_device
+from bench.errors import BadInput
+from bench.execution import execute_jobs
+from bench.models.cards import ModelCard, load_card
+from bench.models.prepare import PreparedModel, prepare
+from bench.paths import cache_dir, results_dir
+from bench.power import meter_name
+from bench.provenance import command_line, harness_info, index_sha256
+from bench.records import RunWriter, ensure_writable, load_run, new_run_id, read_manifest
+from bench.runner import CategoryJob, Measurement
+
+PARITY_IMAGES = 2
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything that defines a run; stored in the manifest so ``--resume`` needs nothing else."""
+
+    device: str
+    model: str
+    dataset: str
+    data_root: Path
+    checkpoint: Path
+    categories: list[str] | None = None
+    limit: int | None = None
+    backbone_weights: Path | None = None
+    measurement: Measurement = field(default_factory=Measurement)
+
+    def to_manifest(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("data_root", "checkpoint", "backbone_weights"):
+            data[key] = str(Path(data[key]).resolve()) if data[key] is not None else None
+        return data
+
+    @classmethod
+    def from_manifest(cls, data: dict[str, Any]) -> RunRequest:
+        data = dict(data)
+        for key in ("data_root", "checkpoint", "backbone_weights"):
+            data[key] = Path(data[key]) if data[key] is not None else None
+        data["measurement"] = Measurement(**data["measurement"])
+        return cls(**data)
+
+
+def _test_samples(dataset: Dataset, categories: list[str], limit: int | None) -> dict[str, list[Sample]]:
+    out = {}
+    for category in categories:
+        samples = dataset.samples(category, "test")
+        if not samples:
+            raise BadInput(f"{dataset.root / category / 'test'}: no test images")
+        out[category] = _spread(samples, limit)
+    return out
+
+
+def _spread(samples: list[Sample], limit: int | None) -> list[Sample]:
+    """The first ``limit`` images of a label-balanced interleaving, so a small limit still has both classes."""
+    if limit is None or limit >= len(samples):
+        return samples
+    good = [s for s in samples if s.label == 0]
+    bad = [s for s in samples if s.label == 1]
+    mixed = [s for pair in zip(good, bad, strict=False) for s in pair] + good[len(bad):] + bad[len(good):]
+    chosen = {s.image_id for s in mixed[:limit]}
+    return [s for s in samples if s.image_id in chosen]
+
+
+def _prepare_models(card: ModelCard, request: RunRequest, samples: dict[str, list[Sample]]) -> dict[str, PreparedModel]:
+    prepared = {}
+    for category, cat_samples in samples.items():
+        parity_inputs = [preprocess_image(s.path, card.recipe) for s in cat_samples[:PARITY_IMAGES]]
+        print(f"preparing {card.name} for {category} ...", file=sys.stderr)
+        prepared[category] = prepare(card, request.checkpoint, category, request.backbone_weights, parity_inputs,
+                                     cache_dir() / "exports")
+    return prepared
+
+
+def _manifest(request: RunRequest, device: Device, card: ModelCard, dataset: Dataset,
+              samples: dict[str, list[Sample]], prepared: dict[str, PreparedModel]) -> dict[str, Any]:
+    all_samples = [s for group in samples.values() for s in group]
+    first = next(iter(prepared.values()))
+    return {
+        "command": command_line(),
+        "request": request.to_manifest(),
+        "harness": harness_info(),
+        "clock": clock_info(),
+        "device": {"profile": device.profile.name, "kind": device.profile.kind, "emulated": False,
+                   "precision": device.profile.precision, "environment": device.environment()},
+        "model": {
+            "name": card.name, "family": card.family, "card": str(card.source), "card_sha256": card.fingerprint(),
+            "precision": device.profile.precision, "input_shape": list(card.recipe.input_shape),
+            "preprocessing": asdict(card.recipe), "postprocess": card.data.get("postprocess", {}),
+            "params": first.params, "macs": None, "macs_note": "graph complexity analysis is not built yet",
+            "backbone_weights": str(first.backbone), "backbone_sha256": first.backbone_sha256,
+            "categories": {
+                cat: {"checkpoint": str(p.checkpoint), "checkpoint_sha256": p.checkpoint_sha256,
+                      "onnx_sha256": p.export.exported.sha256, "export_parity_max_abs": p.export.parity}
+                for cat, p in prepared.items()
+            },
+        },
+        "dataset": {"name": dataset.name, "root": str(dataset.root.resolve()), "categories": list(samples),
+                    "split": "test", "image_count": len(all_samples), "index_sha256": index_sha256(all_samples)},
+        "measurement": {**request.measurement.to_manifest(), "power_meter": meter_name(device.profile.power),
+                        "power_sample_hz": None},
+    }
+
+
+def _masks(card: ModelCard, samples: dict[str, list[Sample]]) -> dict[str, dict[str, np.ndarray] | None]:
+    recipe = card.recipe
+    return {cat: {s.image_id: preprocess_mask(s.mask_path, recipe, s.path) for s in group}
+            for cat, group in samples.items()}
+
+
+def execute(request: RunRequest, out: Path | None = None, resume: str | None = None) -> Path:
+    """Run (or resume, with the request from ``resumed_request``) a benchmark; returns the run folder."""
+    out = out or results_dir()
+    ensure_writable(out)
+    profile = load_profile(request.device)
+    meter_name(profile.power)
+    device = create_device(profile)
+    card = load_card(request.model)
+    if request.data_root is None or not request.data_root.exists():
+        raise BadInput(f"--data-root {request.data_root}: no such folder")
+    dataset = open_dataset(request.dataset, request.data_root)
+    categories = dataset.select(request.categories)
+    samples = _test_samples(dataset, categories, request.limit)
+    prepared = _prepare_models(card, request, samples)
+    manifest = _manifest(request, device, card, dataset, samples, prepared)
+    if resume:
+        writer = RunWriter.reopen(out / resume, manifest["command"])
+        writer.manifest["attempts"][-1]["measurement"] = manifest["measurement"]
+        writer.update(request=manifest["request"], measurement=manifest["measurement"])
+        done = set(load_run(out / resume).images["image_id"])
+    else:
+        writer = RunWriter.create(out, manifest, new_run_id(profile.name, card.name))
+        done = set()
+    print(f"run {writer.run_dir}", file=sys.stderr)
+    jobs = [CategoryJob(cat, prepared[cat].export.exported, samples[cat]) for cat in categories]
+    return execute_jobs(device, writer, jobs, card.recipe, card.data.get("postprocess", {}), request.measurement,
+                        cache_dir() / "artifacts", lambda: _masks(card, samples), done)
+
+
+def resumed_request(out: Path | None, run_id: str) -> RunRequest:
+    """The request an unfinished run was started with, read from its manifest."""
+    run_dir = (out or results_dir()) / run_id
+    if not run_dir.is_dir():
+        raise BadInput(f"--resume {run_id}: no such run in {run_dir.parent}")
+    return RunRequest.from_manifest(read_manifest(run_dir)["request"])
+
+
+def with_measurement(request: RunRequest, **overrides: Any) -> RunRequest:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return replace(request, measurement=replace(request.measurement, **values))

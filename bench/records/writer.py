@@ -1,0 +1,173 @@
+"""The run-record writer: incremental, crash-safe, resumable (DESIGN.md, "Run record").
+
+Layout of ``results/<run_id>/`` while a run is in progress: ``manifest.json`` (replaced
+atomically on every update), ``<table>.jsonl`` journals and ``maps/.partial/`` (one ``.npy``
+per image, written before the image's row, so a row always has its map). ``finish`` turns
+them into ``<table>.parquet``, ``maps/<category>.npz`` and ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import shutil
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bench.errors import BadInput
+from bench.records.atomic import replace_atomically, write_json
+from bench.records.journal import Journal, read_journal
+from bench.records.schema import SCHEMA_VERSION, STATUSES, TABLES
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def new_run_id(device: str, model: str) -> str:
+    """Sortable by time, readable, and unique even for two runs started in the same second."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{device}-{model}-{uuid.uuid4().hex[:6]}"
+
+
+def map_file(run_dir: Path, category: str, image_id: str) -> Path:
+    """Where an image's anomaly map waits until the run is finished."""
+    digest = hashlib.sha1(image_id.encode("utf-8")).hexdigest()
+    return run_dir / "maps" / ".partial" / category / f"{digest}.npy"
+
+
+def ensure_writable(folder: Path) -> None:
+    """Fail before any work starts when the output folder cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe-{uuid.uuid4().hex}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise BadInput(f"--out {folder}: not writable ({exc.strerror or exc})") from exc
+
+
+class RunWriter:
+    """Owns one run folder; every row reaches the disk before the next inference starts."""
+
+    def __init__(self, run_dir: Path, manifest: dict[str, Any]) -> None:
+        self.run_dir = run_dir
+        self.manifest = manifest
+        self._journals = {name: Journal(run_dir / f"{name}.jsonl") for name in TABLES}
+        self.attempt = len(manifest.get("attempts", [])) - 1
+
+    @classmethod
+    def create(cls, root: Path, manifest: dict[str, Any], run_id: str) -> RunWriter:
+        run_dir = root / run_id
+        try:
+            run_dir.mkdir(parents=True)
+        except FileExistsError as exc:
+            raise BadInput(f"{run_dir}: a run with this id exists already") from exc
+        now = utc_now()
+        full = {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": run_id,
+            "status": "running",
+            "created_at": now,
+            "updated_at": now,
+            "finished_at": None,
+            **manifest,
+            "attempts": [{"started_at": now, "command": manifest.get("command")}],
+            "progress": {},
+            "error": None,
+        }
+        write_json(run_dir / "manifest.json", full)
+        return cls(run_dir, full)
+
+    @classmethod
+    def reopen(cls, run_dir: Path, command: str) -> RunWriter:
+        """Continue an unfinished run: its journals are appended to, its manifest gains an attempt."""
+        from bench.records.reader import read_manifest
+
+        manifest = read_manifest(run_dir)
+        if manifest["status"] == "complete":
+            raise BadInput(f"--resume {run_dir.name}: the run is complete already")
+        manifest["attempts"].append({"started_at": utc_now(), "command": command})
+        manifest["status"] = "running"
+        manifest["error"] = None
+        writer = cls(run_dir, manifest)
+        writer._save_manifest()
+        return writer
+
+    def append(self, table: str, rows: Iterable[dict[str, Any]]) -> None:
+        self._journals[table].append(rows)
+
+    def save_map(self, category: str, image_id: str, anomaly_map: np.ndarray) -> None:
+        path = map_file(self.run_dir, category, image_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        replace_atomically(path, lambda tmp: _save_npy(tmp, anomaly_map.astype(np.float16)))
+
+    def update(self, **sections: Any) -> None:
+        """Merge top-level sections into the manifest and replace it atomically."""
+        self.manifest.update(sections)
+        self._save_manifest()
+
+    def set_progress(self, category: str, **state: Any) -> None:
+        self.manifest["progress"].setdefault(category, {}).update(state)
+        self._save_manifest()
+
+    def finish(self, status: str, metrics: dict[str, Any] | None = None, error: str | None = None) -> None:
+        """Materialise the tables, maps and metrics, then record the final status.
+
+        The status is written last: a run killed while finishing stays readable and not
+        ``complete``; its journals are removed only once the run is complete.
+        """
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        for journal in self._journals.values():
+            journal.close()
+        for name, schema in TABLES.items():
+            frame = read_journal(self.run_dir / f"{name}.jsonl", schema)
+            table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+            replace_atomically(self.run_dir / f"{name}.parquet", lambda tmp, t=table: pq.write_table(t, tmp))
+        self._pack_maps()
+        if metrics is not None:
+            write_json(self.run_dir / "metrics.json", metrics)
+        now = utc_now()
+        self.manifest["attempts"][-1].update(ended_at=now, status=status)
+        self.manifest.update(status=status, finished_at=now, error=error)
+        self._save_manifest()
+        if status == "complete":
+            for name in TABLES:
+                (self.run_dir / f"{name}.jsonl").unlink(missing_ok=True)
+            shutil.rmtree(self.run_dir / "maps" / ".partial", ignore_errors=True)
+
+    def _pack_maps(self) -> None:
+        partial = self.run_dir / "maps" / ".partial"
+        if not partial.is_dir():
+            return
+        images = read_journal(self.run_dir / "images.jsonl", TABLES["images"])
+        for category, group in images.groupby("category", sort=True):
+            arrays = {}
+            for image_id in group["image_id"]:
+                path = map_file(self.run_dir, str(category), image_id)
+                if path.exists():
+                    arrays[image_id] = np.load(path)
+            if arrays:
+                target = self.run_dir / "maps" / f"{category}.npz"
+                replace_atomically(target, lambda tmp, a=arrays: _save_npz(tmp, a))
+
+    def _save_manifest(self) -> None:
+        self.manifest["updated_at"] = utc_now()
+        write_json(self.run_dir / "manifest.json", self.manifest)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as fh:
+        np.save(fh, array)
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as fh:
+        np.savez_compressed(fh, **arrays)

@@ -1,0 +1,1 @@
+"""Report generation; templates live beside the code in ``templates/``."""

@@ -1,0 +1,165 @@
+"""The runner: drives any Device through compile, open, warm-up, accuracy and timed passes.
+
+It knows the Device interface and nothing of any device. Timing follows MLPerf LoadGen's
+single-stream scenario: untimed warm-up, then back-to-back timed inferences until both a
+minimum count and a minimum duration are met. When a category has at least the minimum
+count of images, its accuracy pass is the timed pass; otherwise the accuracy pass is
+untimed and a separate timed pass cycles over the category's inputs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from bench.clock import now_ns
+from bench.data.preprocess import Recipe, preprocess_image, tensor_sha256
+from bench.data.samples import Sample
+from bench.data.stream import prefetch
+from bench.devices.base import Device, ExportedModel, Session
+from bench.devices.cache import compiled_artifact
+from bench.errors import BenchError
+from bench.models.postprocess import decode
+from bench.records.writer import RunWriter
+
+TIMED_POOL = 64  # distinct inputs a separate timed pass cycles over
+
+
+@dataclass(frozen=True)
+class Measurement:
+    warmup: int = 10
+    min_count: int = 100
+    min_duration_s: float = 5.0
+    prefetch_workers: int = 2
+    prefetch_depth: int = 8
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {**asdict(self), "scenario": "single-stream", "batch": 1}
+
+
+@dataclass(frozen=True)
+class CategoryJob:
+    category: str
+    exported: ExportedModel
+    samples: list[Sample]
+
+
+class DeviceFailure(BenchError):
+    """The device or its runtime failed mid-run; what was recorded so far is kept."""
+
+
+def _load(recipe: Recipe) -> Callable[[Sample], tuple[np.ndarray, str]]:
+    def load(sample: Sample) -> tuple[np.ndarray, str]:
+        tensor = preprocess_image(sample.path, recipe)
+        return tensor, tensor_sha256(tensor)
+
+    return load
+
+
+def _progress(total: int, desc: str) -> tqdm:
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+class Runner:
+    def __init__(self, device: Device, writer: RunWriter, recipe: Recipe, postprocess: dict[str, Any],
+                 measurement: Measurement, artifact_root: Path) -> None:
+        self.device = device
+        self.writer = writer
+        self.recipe = recipe
+        self.postprocess = postprocess
+        self.measurement = measurement
+        self.artifact_root = artifact_root
+        self._window: tuple[int, int] | None = None
+
+    def run(self, jobs: list[CategoryJob], done: set[str]) -> None:
+        for job in jobs:
+            state = self.writer.manifest["progress"].get(job.category, {})
+            if state.get("timed_attempt") is not None and all(s.image_id in done for s in job.samples):
+                continue
+            self._run_category(job, done, state)
+
+    def _run_category(self, job: CategoryJob, done: set[str], state: dict[str, Any]) -> None:
+        artifact, cached = compiled_artifact(job.exported, self.device, self.artifact_root)
+        self.writer.set_progress(job.category, artifact_sha256=artifact.sha256, artifact_cached=cached,
+                                 artifact_toolchain=artifact.toolchain)
+        todo = [s for s in job.samples if s.image_id not in done]
+        m = self.measurement
+        combined = not state and len(todo) >= m.min_count
+        session = self.device.open(artifact)
+        try:
+            pool = self._warmup(session, job)
+            self._window = None
+            if todo:
+                self._accuracy_pass(session, job.category, todo, timed=combined, pool=pool)
+                done.update(s.image_id for s in todo)
+            self.writer.set_progress(job.category, accuracy_done=True)
+            self._timed_pass(session, job, pool, already=len(todo) if combined else 0)
+            self.writer.set_progress(job.category, timed_attempt=self.writer.attempt)
+        finally:
+            session.close()
+
+    def _infer(self, session: Session, batch: np.ndarray, category: str, phase: str | None) -> dict[str, np.ndarray]:
+        start = now_ns()
+        try:
+            result = session.infer(batch)
+        except BenchError:
+            raise
+        except Exception as exc:  # a runtime or a link that dropped: keep the record, say what broke
+            raise DeviceFailure(f"device '{self.device.profile.name}' failed during {category}: {exc}") from exc
+        end = now_ns()
+        if phase == "timed":
+            self._window = (self._window or (start, end))[0], end
+        if phase is not None:
+            self.writer.append("latency", [{
+                "category": category, "attempt": self.writer.attempt, "phase": phase, "t_start_ns": start,
+                "t_end_ns": end, "latency_ms": (end - start) / 1e6, "device_ms": result.device_ms,
+            }])
+        return result.outputs
+
+    def _inputs(self, samples: list[Sample]) -> Iterator[tuple[Sample, tuple[np.ndarray, str]]]:
+        m = self.measurement
+        return prefetch(samples, _load(self.recipe), workers=m.prefetch_workers, depth=m.prefetch_depth)
+
+    def _warmup(self, session: Session, job: CategoryJob) -> list[np.ndarray]:
+        """Warm up on the category's first inputs, which also become the timed pass's input pool."""
+        pool = [tensor for _, (tensor, _) in self._inputs(job.samples[:TIMED_POOL])]
+        for i in range(self.measurement.warmup):
+            self._infer(session, pool[i % len(pool)], job.category, "warmup")
+        return pool
+
+    def _accuracy_pass(self, session: Session, category: str, todo: list[Sample], timed: bool,
+                       pool: list[np.ndarray]) -> None:
+        with _progress(len(todo), f"{category} accuracy{' (timed)' if timed else ''}") as bar:
+            for sample, (tensor, digest) in self._inputs(todo):
+                outputs = self._infer(session, tensor, category, "timed" if timed else None)
+                score, amap = decode(outputs, self.postprocess)
+                if amap is not None:
+                    self.writer.save_map(category, sample.image_id, amap)
+                self.writer.append("images", [{
+                    "image_id": sample.image_id, "category": category, "defect_type": sample.defect_type,
+                    "label": sample.label, "input_sha256": digest, "score": score, "error": None,
+                }])
+                bar.update()
+
+    def _window_ns(self) -> int:
+        """Duration of the timed window so far: first timed start to last timed end."""
+        return 0 if self._window is None else self._window[1] - self._window[0]
+
+    def _timed_pass(self, session: Session, job: CategoryJob, pool: list[np.ndarray], already: int) -> None:
+        """Back-to-back timed inferences until both the minimum count and duration are met."""
+        m = self.measurement
+        min_ns = int(m.min_duration_s * 1e9)
+        count = already
+        with _progress(m.min_count, f"{job.category} timed") as bar:
+            bar.update(min(count, m.min_count))
+            while count < m.min_count or self._window_ns() < min_ns:
+                self._infer(session, pool[count % len(pool)], job.category, "timed")
+                count += 1
+                if count <= m.min_count:
+                    bar.update()

@@ -1,0 +1,47 @@
+"""Shared fixtures: an isolated cache per test session and a tiny fitted demo, built once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600,
+            ) -> subprocess.CompletedProcess[str]:
+    """``python -m bench ...`` in a subprocess, as a user would type it."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Tests never read or fill the user's real cache."""
+    cache = tmp_path_factory.getbasetemp() / "bench-cache"
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(cache))
+    return cache
+
+
+@pytest.fixture(scope="session")
+def small_demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``bench demo --small`` once: its data, checkpoints, backbone, run record and report."""
+    work = tmp_path_factory.mktemp("demo")
+    cache = tmp_path_factory.getbasetemp() / "bench-cache"
+    done = run_cli(["demo", "--small"], cwd=work, env={"BENCH_CACHE_DIR": str(cache)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dirs = sorted((work / "results").iterdir())
+    assert len(run_dirs) == 1
+    manifest = json.loads((run_dirs[0] / "manifest.json").read_text())
+    request = manifest["request"]
+    return {
+        "work": work, "cache": cache, "run": run_dirs[0], "report": work / "reports" / "demo" / "index.html",
+        "data_root": Path(request["data_root"]), "checkpoint": Path(request["checkpoint"]),
+        "backbone": Path(request["backbone_weights"]), "stdout": done.stdout,
+    }

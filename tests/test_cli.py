@@ -1,0 +1,98 @@
+"""CLI contract: every command registered, exit codes 0/2, one-line reasons, nothing silent."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from bench.cli import build_parser, main
+
+DESIGN_COMMANDS = {"run", "report", "compare", "list", "inspect", "compile", "fit", "demo", "doctor"}
+
+
+def test_every_design_command_is_registered() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert set(sub.choices) == DESIGN_COMMANDS
+
+
+@pytest.mark.parametrize("argv, word", [
+    (["compare", "a", "b"], "compare"),
+    (["inspect", "model", "tinyglass"], "inspect"),
+    (["compile", "--device", "host", "--model", "tinyglass"], "compile"),
+    (["run", "--data-root", ".", "--emulate"], "--emulate"),
+])
+def test_unbuilt_commands_say_so_and_exit_2(argv: list[str], word: str, capsys: pytest.CaptureFixture) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and word in err and "not built" in err
+
+
+@pytest.mark.parametrize("what, name", [("devices", "host"), ("models", "tinyglass"), ("datasets", "mvtec")])
+def test_list_json(what: str, name: str, capsys: pytest.CaptureFixture) -> None:
+    assert main(["list", what, "--json"]) == 0
+    out = capsys.readouterr().out
+    assert name in [row["name"] for row in json.loads(out)]
+
+
+def test_doctor_reports_host(capsys: pytest.CaptureFixture) -> None:
+    assert main(["doctor", "--json"]) == 0
+    rows = {row["check"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["device host"]["ok"] and "CPUExecutionProvider" in rows["device host"]["reason"]
+
+
+@pytest.mark.parametrize("flag, value, valid", [
+    ("--device", "jetsn", "host"), ("--model", "tinyglas", "tinyglass"), ("--dataset", "mvtek", "mvtec"),
+])
+def test_unknown_names_list_the_valid_ones(tmp_path: Path, flag: str, value: str, valid: str,
+                                           capsys: pytest.CaptureFixture) -> None:
+    assert main(["run", "--data-root", str(tmp_path), "--out", str(tmp_path / "r"), flag, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"'{value}'" in err and valid in err
+
+
+def test_missing_data_root(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    assert main(["run", "--out", str(tmp_path)]) == 2
+    assert "--data-root" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere, so no folder is unwritable")
+def test_unwritable_out_fails_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    assert main(["run", "--data-root", str(tmp_path / "nowhere"), "--out", str(locked / "results")]) == 2
+    assert "not writable" in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_fails_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    # --data-root does not exist either: the --out check must come first
+    assert main(["run", "--data-root", str(tmp_path / "nowhere"), "--out", str(blocker / "results")]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "not writable" in err
+
+
+def test_argparse_errors_exit_2(tmp_path: Path) -> None:
+    done = run_cli(["run", "--limit", "0"], cwd=tmp_path)
+    assert done.returncode == 2 and "--limit" in done.stderr
+    assert run_cli(["frobnicate"], cwd=tmp_path).returncode == 2
+
+
+def test_report_without_runs_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "r.html")]) == 2
+    assert "no run records" in capsys.readouterr().err
+
+
+def test_missing_checkpoint_names_the_category(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from tiny_model import write_mvtec_tree
+
+    data = write_mvtec_tree(tmp_path / "data")
+    code = main(["run", "--data-root", str(data), "--checkpoint", str(tmp_path / "ckpts"), "--out",
+                 str(tmp_path / "r")])
+    assert code == 2
+    assert "--checkpoint" in capsys.readouterr().err

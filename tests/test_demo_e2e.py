@@ -1,0 +1,75 @@
+"""``bench demo`` end to end on a tiny configuration, then ``bench run`` on its outputs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from bench.records import load_run
+from bench.reports.html import ACCURACY_COLUMNS, LATENCY_COLUMNS, fmt
+from bench.util import file_sha256
+
+pytestmark = pytest.mark.slow
+
+
+def expected_tinyglass_params() -> int:
+    """ResNet-18 without layer4 and fc, plus projection (384x384 + bias) and discriminator (384x512 + bias,
+    BatchNorm scale and shift, 512x1): about 3.1 M, the 8.7x fewer parameters than GLASS that the paper reports."""
+    from torchvision.models import resnet18
+
+    full = resnet18(weights=None)
+    trunk = sum(p.numel() for name, p in full.named_parameters() if not name.startswith(("layer4", "fc")))
+    return trunk + (384 * 384 + 384) + (384 * 512 + 512) + 2 * 512 + 512
+
+
+def test_demo_writes_a_complete_record_and_report(small_demo: dict) -> None:
+    assert f"run record: results/{small_demo['run'].name}" in small_demo["stdout"]
+    assert "report:     reports/demo/index.html" in small_demo["stdout"]
+    record = load_run(small_demo["run"])
+    assert record.status == "complete"
+    m = record.manifest
+    assert m["device"]["profile"] == "host" and m["device"]["emulated"] is False
+    assert m["device"]["environment"]["settings"]["intra_op_num_threads"] >= 1
+    assert m["model"]["params"] == expected_tinyglass_params()
+    assert m["measurement"]["min_count"] == 5 and m["measurement"]["scenario"] == "single-stream"
+    categories = m["dataset"]["categories"]
+    assert categories == ["fabric", "tiles", "washer"]
+    for cat in categories:
+        entry = m["model"]["categories"][cat]
+        assert entry["checkpoint_sha256"] == file_sha256(Path(entry["checkpoint"]))
+        assert m["progress"][cat]["artifact_sha256"] == entry["onnx_sha256"]  # the host runs the ONNX itself
+        assert entry["export_parity_max_abs"]["score"] < 1e-4
+    assert len(record.images) == m["dataset"]["image_count"] == 3 * (3 + 2 * 3)
+    assert record.images["input_sha256"].str.fullmatch(r"[0-9a-f]{64}").all()
+    for cat in categories:
+        figures = record.metrics["categories"][cat]
+        assert 0.0 <= figures["image_auroc"] <= 1.0 and 0.0 <= figures["pixel_auroc"] <= 1.0
+        assert figures["timed_inferences"] >= 5 and figures["p50_ms"] > 0
+
+
+def test_report_shows_exactly_the_metrics(small_demo: dict) -> None:
+    html = small_demo["report"].read_text()
+    metrics = json.loads((small_demo["run"] / "metrics.json").read_text())
+    for cat, figures in [*metrics["categories"].items(), ("mean", metrics["mean"])]:
+        for key, _, scale in ACCURACY_COLUMNS + (LATENCY_COLUMNS if cat != "mean" else []):
+            cell = re.search(rf'data-key="{key}" data-category="{cat}">([^<]*)<', html)
+            assert cell is not None, (cat, key)
+            assert cell.group(1) == fmt(figures[key], scale)
+    assert 'src="data:image/png;base64,' in html
+    assert "http://" not in html and "https://" not in html  # self-contained
+
+
+def test_demo_again_reuses_the_caches(small_demo: dict) -> None:
+    done = run_cli(["demo", "--small"], cwd=small_demo["work"], env={"BENCH_CACHE_DIR": str(small_demo["cache"])})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "fitting" not in done.stderr and "calibrating" not in done.stderr
+    runs = sorted((small_demo["work"] / "results").iterdir())
+    assert len(runs) == 2
+    first, second = (load_run(r) for r in runs)
+    # same inputs, same checkpoints, same host numerics: identical scores
+    assert first.images["input_sha256"].tolist() == second.images["input_sha256"].tolist()
+    assert first.images["score"].tolist() == second.images["score"].tolist()

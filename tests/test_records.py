@@ -1,0 +1,158 @@
+"""The run record: round trip, crash safety (a killed writer), torn journals, resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.errors import BadInput
+from bench.records import SCHEMA_VERSION, RunWriter, load_run
+
+MANIFEST = {"command": "test", "device": {"profile": "host"}, "model": {"name": "m"}, "dataset": {"name": "d"}}
+
+
+def image_row(i: int, category: str = "cat", score: float | None = None) -> dict:
+    return {"image_id": f"{category}/test/good/{i:03d}.png", "category": category, "defect_type": "good",
+            "label": i % 2, "input_sha256": f"{i:064x}", "score": (i / 7) if score is None else score,
+            "error": None}
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    writer = RunWriter.create(tmp_path, MANIFEST, "run-1")
+    rows = [image_row(i) for i in range(5)]
+    rows[2]["error"] = "cat/test/good/002.png: unreadable image"
+    rows[2]["score"] = None
+    writer.append("images", rows)
+    writer.append("latency", [{"category": "cat", "attempt": 0, "phase": "timed", "t_start_ns": 10,
+                               "t_end_ns": 2_000_010, "latency_ms": 2.0, "device_ms": None}])
+    writer.append("power", [{"t_ns": 5, "rail": "VDD_IN", "volts": 5.0, "amps": 1.0, "watts": 5.0}])
+    amap = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    writer.save_map("cat", rows[0]["image_id"], amap)
+    writer.finish("complete", {"mean": {"image_auroc": 0.5}})
+
+    record = load_run(tmp_path / "run-1")
+    assert record.status == "complete"
+    assert record.manifest["schema_version"] == SCHEMA_VERSION
+    assert record.images["image_id"].tolist() == [r["image_id"] for r in rows]
+    assert record.images["score"].iloc[1] == rows[1]["score"]  # exact float round trip
+    assert math.isnan(record.images["score"].iloc[2]) and record.images["error"].iloc[2].endswith("unreadable image")
+    assert str(record.images["label"].dtype) == "int8"
+    assert record.latency["device_ms"].isna().all() and record.latency["latency_ms"].tolist() == [2.0]
+    assert record.power["watts"].tolist() == [5.0]
+    assert record.metrics == {"mean": {"image_auroc": 0.5}}
+    assert np.array_equal(record.maps("cat")[rows[0]["image_id"]], amap.astype(np.float16))
+    assert sorted(p.name for p in (tmp_path / "run-1").iterdir()) == [
+        "images.parquet", "latency.parquet", "manifest.json", "maps", "metrics.json", "power.parquet"]
+    assert pd.read_parquet(tmp_path / "run-1" / "images.parquet").shape == (5, 7)
+
+
+def test_empty_tables_keep_their_columns(tmp_path: Path) -> None:
+    writer = RunWriter.create(tmp_path, MANIFEST, "empty")
+    writer.finish("failed", error="device lost")
+    record = load_run(tmp_path / "empty")
+    assert record.status == "failed" and record.manifest["error"] == "device lost"
+    assert list(record.latency.columns) == ["category", "attempt", "phase", "t_start_ns", "t_end_ns", "latency_ms",
+                                            "device_ms"]
+    assert record.images.empty
+
+
+def test_existing_run_id_is_refused(tmp_path: Path) -> None:
+    RunWriter.create(tmp_path, MANIFEST, "dup")
+    with pytest.raises(BadInput, match="exists already"):
+        RunWriter.create(tmp_path, MANIFEST, "dup")
+
+
+def test_torn_last_journal_line_is_dropped(tmp_path: Path) -> None:
+    writer = RunWriter.create(tmp_path, MANIFEST, "torn")
+    writer.append("images", [image_row(0), image_row(1)])
+    with open(tmp_path / "torn" / "images.jsonl", "a") as fh:
+        fh.write('{"image_id": "cat/test/good/00')  # the process died mid-write
+    record = load_run(tmp_path / "torn")
+    assert record.status == "running"
+    assert len(record.images) == 2
+
+
+def test_corrupt_journal_line_names_file_and_line(tmp_path: Path) -> None:
+    writer = RunWriter.create(tmp_path, MANIFEST, "bad")
+    writer.append("images", [image_row(0)])
+    with open(tmp_path / "bad" / "images.jsonl", "a") as fh:
+        fh.write("garbage\n")
+        fh.write(json.dumps(image_row(1)) + "\n")
+    with pytest.raises(BadInput, match=r"images\.jsonl:2: corrupt journal line"):
+        load_run(tmp_path / "bad")
+
+
+def test_unsupported_schema_version(tmp_path: Path) -> None:
+    RunWriter.create(tmp_path, MANIFEST, "old")
+    path = tmp_path / "old" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["schema_version"] = 999
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(BadInput, match="schema_version 999"):
+        load_run(tmp_path / "old")
+
+
+def test_not_a_run(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match=r"no manifest\.json"):
+        load_run(tmp_path)
+
+
+def test_reopen_appends_an_attempt_and_keeps_rows(tmp_path: Path) -> None:
+    writer = RunWriter.create(tmp_path, MANIFEST, "r")
+    writer.append("images", [image_row(0)])
+    writer.finish("interrupted", error="Ctrl-C")
+    assert load_run(tmp_path / "r").images.shape[0] == 1
+    again = RunWriter.reopen(tmp_path / "r", "resume")
+    assert again.attempt == 1
+    again.append("images", [image_row(1)])
+    again.finish("complete", {})
+    record = load_run(tmp_path / "r")
+    assert record.images["image_id"].tolist() == [image_row(0)["image_id"], image_row(1)["image_id"]]
+    assert [a["status"] for a in record.manifest["attempts"]] == ["interrupted", "complete"]
+    assert not (tmp_path / "r" / "images.jsonl").exists()
+    with pytest.raises(BadInput, match="complete already"):
+        RunWriter.reopen(tmp_path / "r", "resume")
+
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    import numpy as np
+    from bench.records import RunWriter
+    writer = RunWriter.create(Path(sys.argv[1]), {"command": "killed"}, "killed")
+    for i in range(100000):
+        writer.save_map("cat", f"cat/{i}.png", np.full((4, 4), i, dtype=np.float32))
+        writer.append("images", [{"image_id": f"cat/{i}.png", "category": "cat", "defect_type": "good",
+                                  "label": 0, "input_sha256": "0" * 64, "score": float(i), "error": None}])
+        if i == 20:
+            print("ready", flush=True)
+        time.sleep(0.001)
+    """
+)
+
+
+def test_killed_writer_leaves_a_readable_record(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    record = load_run(tmp_path / "killed")
+    assert record.status == "running"  # never claims to be complete
+    n = len(record.images)
+    assert n >= 21
+    assert record.images["score"].tolist() == [float(i) for i in range(n)]
+    maps = record.maps("cat")
+    assert all(f"cat/{i}.png" in maps for i in range(n))  # a row always has its map

@@ -1,0 +1,72 @@
+"""A ``bench run`` stopped by a signal leaves a readable record; ``--resume`` finishes it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from bench.records import load_run
+
+pytestmark = pytest.mark.slow
+
+
+def start_run(small_demo: dict, out: Path, min_duration: float) -> subprocess.Popen:
+    args = ["run", "--device", "host", "--model", "tinyglass", "--data-root", str(small_demo["data_root"]),
+            "--checkpoint", str(small_demo["checkpoint"]), "--out", str(out), "--warmup", "1",
+            "--min-count", "5", "--min-duration", str(min_duration)]
+    env = {**os.environ, "BENCH_CACHE_DIR": str(small_demo["cache"])}
+    return subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=small_demo["work"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_timed_rows(out: Path, proc: subprocess.Popen, timeout: float = 240) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        for journal in out.glob("*/latency.jsonl"):
+            if '"timed"' in journal.read_text():
+                return journal.parent
+        time.sleep(0.2)
+    raise AssertionError("the run never reached its timed pass")
+
+
+@pytest.mark.parametrize("sig, status, code", [(signal.SIGTERM, "interrupted", 130), (signal.SIGKILL, "running", -9)])
+def test_signal_mid_run_then_resume(small_demo: dict, tmp_path: Path, sig: signal.Signals, status: str,
+                                    code: int) -> None:
+    out = tmp_path / "results"
+    proc = start_run(small_demo, out, min_duration=30)
+    run_dir = wait_for_timed_rows(out, proc)
+    proc.send_signal(sig)
+    proc.communicate(timeout=120)
+    assert proc.returncode == code
+
+    killed = load_run(run_dir)
+    assert killed.status == status  # readable, and never claims to be complete
+    done_before = set(killed.images["image_id"])
+    assert done_before and (killed.latency["phase"] == "timed").any()
+
+    # The resumed attempt runs under the recorded request, with a shorter timed window (recorded).
+    done = run_cli(["run", "--out", str(out), "--resume", run_dir.name, "--min-duration", "0.5"],
+                   cwd=small_demo["work"], env={"BENCH_CACHE_DIR": str(small_demo["cache"])})
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = load_run(run_dir)
+    assert record.status == "complete"
+    assert record.images["image_id"].is_unique
+    assert len(record.images) == record.manifest["dataset"]["image_count"]
+    kept = record.images[record.images["image_id"].isin(done_before)]
+    assert kept["score"].tolist() == killed.images.set_index("image_id").loc[kept["image_id"], "score"].tolist()
+    assert [a.get("status") for a in record.manifest["attempts"]] == [
+        "interrupted" if sig == signal.SIGTERM else None, "complete"]
+    assert set(record.metrics["categories"]) == {"fabric", "tiles", "washer"}
+    assert record.manifest["attempts"][1]["measurement"]["min_duration_s"] == 0.5
+    # every category's figures come from one attempt's complete timed window
+    for cat, state in record.manifest["progress"].items():
+        assert state["timed_attempt"] in (0, 1)
+        assert record.metrics["categories"][cat]["timed_inferences"] >= 5
