@@ -38,6 +38,12 @@ def _not_built(command: str, issue: str) -> Callable[[argparse.Namespace], int]:
     return handler
 
 
+def _emit(rows: list[dict], as_json: bool, line: Callable[[dict], str]) -> int:
+    """Rows as JSON on stdout alone, or one formatted line each."""
+    print(json.dumps(rows, indent=2) if as_json else "\n".join(line(row) for row in rows))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.orchestrate import RunRequest, execute, resumed_request, with_measurement
 
@@ -71,25 +77,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from bench.listing import listing
 
-    rows = listing(args.what)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        for row in rows:
-            print(f"{row['name']:<12} {row['description']}")
-    return 0
+    return _emit(listing(args.what), args.json, lambda row: f"{row['name']:<12} {row['description']}")
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from bench.doctor import diagnose
 
-    rows = diagnose()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        for row in rows:
-            print(f"{'ok ' if row['ok'] else 'NO '} {row['check']:<22} {row['reason']}")
-    return 0
+    def line(row: dict) -> str:
+        return f"{'ok ' if row['ok'] else 'NO '} {row['check']:<22} {row['reason']}"
+
+    return _emit(diagnose(), args.json, line)
 
 
 def cmd_fit(args: argparse.Namespace) -> int:

@@ -63,7 +63,10 @@ def _load(recipe: Recipe) -> Callable[[Sample], tuple[np.ndarray, str]]:
 
 
 def _progress(total: int, desc: str) -> tqdm:
-    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, leave=False, dynamic_ncols=True)
+    """A bar on stderr; redrawn rarely when stderr is a log file (CI), not a terminal."""
+    interval = 0.1 if sys.stderr.isatty() else 10.0
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, leave=False, dynamic_ncols=True,
+                mininterval=interval)
 
 
 class Runner:
@@ -86,8 +89,7 @@ class Runner:
 
     def _run_category(self, job: CategoryJob, done: set[str], state: dict[str, Any]) -> None:
         artifact, cached = compiled_artifact(job.exported, self.device, self.artifact_root)
-        self.writer.set_progress(job.category, artifact_sha256=artifact.sha256, artifact_cached=cached,
-                                 artifact_toolchain=artifact.toolchain)
+        self.writer.set_artifact(job.category, artifact.sha256, artifact.toolchain, cached)
         todo = [s for s in job.samples if s.image_id not in done]
         m = self.measurement
         combined = not state and len(todo) >= m.min_count

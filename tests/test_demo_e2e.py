@@ -41,7 +41,8 @@ def test_demo_writes_a_complete_record_and_report(small_demo: dict) -> None:
     for cat in categories:
         entry = m["model"]["categories"][cat]
         assert entry["checkpoint_sha256"] == file_sha256(Path(entry["checkpoint"]))
-        assert m["progress"][cat]["artifact_sha256"] == entry["onnx_sha256"]  # the host runs the ONNX itself
+        assert entry["artifact_sha256"] == entry["onnx_sha256"]  # the host runs the ONNX itself
+        assert entry["artifact_toolchain"]["onnxruntime"] == m["device"]["environment"]["runtime"]["onnxruntime"]
         assert entry["export_parity_max_abs"]["score"] < 1e-4
     assert len(record.images) == m["dataset"]["image_count"] == 3 * (3 + 2 * 3)
     assert record.images["input_sha256"].str.fullmatch(r"[0-9a-f]{64}").all()

@@ -117,3 +117,33 @@ def test_postprocess_matches_torch_and_scipy() -> None:
     expected = gaussian_filter(up[0, 0].numpy().astype(np.float64), sigma=4)
     assert np.allclose(anomaly_map(grid, (256, 256), 4), expected, atol=1e-6)
     assert np.allclose(bilinear_matrix(7, 19).sum(axis=1), 1.0)
+
+
+def test_fit_command_writes_public_format_checkpoints(backbone: Path, tmp_path: Path) -> None:
+    from tiny_model import write_mvtec_tree
+
+    from bench.cli import main
+    from bench.models.prepare import load_checkpoint
+
+    data = write_mvtec_tree(tmp_path / "data", good=3, bad=1)
+    out = tmp_path / "ckpts"
+    args = ["fit", "--model", "tinyglass", "--data-root", str(data), "--backbone-weights", str(backbone),
+            "--steps", "3", "--out", str(out)]
+    assert main(args) == 0
+    ckpt = load_checkpoint(out / "widget.pth")  # weights_only loading, as for any foreign checkpoint
+    assert ckpt["discriminator"]["body.block1.0.weight"].shape == (512, 384)
+    assert ckpt["meta"]["fit"]["config"]["steps"] == 3 and ckpt["meta"]["fit"]["train_images"] == 3
+    model = tinyglass.build(backbone)
+    tinyglass.load_heads(model, ckpt, "widget.pth")
+    assert main(args) == 0  # deterministic by seed: the same weights again
+    again = load_checkpoint(out / "widget.pth")
+    assert all(torch.equal(again["discriminator"][k], ckpt["discriminator"][k]) for k in ckpt["discriminator"])
+
+
+def test_corrupt_checkpoint_is_named(tmp_path: Path) -> None:
+    from bench.models.prepare import load_checkpoint
+
+    bad = tmp_path / "broken.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(BadInput, match=r"broken\.pth: cannot read checkpoint"):
+        load_checkpoint(bad)

@@ -8,11 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bench.data.preprocess import Recipe
-from bench.errors import BadInput, one_of
 from bench.paths import models_dir
+from bench.yamlfiles import load_named, names_in
 
 REQUIRED = ("name", "family", "input", "checkpoints", "export")
 
@@ -37,20 +35,9 @@ class ModelCard:
 
 
 def card_names(folder: Path | None = None) -> list[str]:
-    folder = folder or models_dir()
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    return names_in(folder or models_dir())
 
 
 def load_card(name: str, folder: Path | None = None) -> ModelCard:
-    folder = folder or models_dir()
-    path = folder / f"{name}.yaml"
-    if not path.is_file():
-        raise one_of("model", name, card_names(folder))
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise BadInput(f"{path}: invalid YAML ({exc})") from exc
-    missing = [key for key in REQUIRED if key not in data]
-    if missing:
-        raise BadInput(f"{path}: missing field '{missing[0]}'")
+    data, path = load_named(folder or models_dir(), "model", name, REQUIRED)
     return ModelCard(data["name"], data["family"], data, path)
