@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.data.loader import InputLoader
 from bench.devices.base import Device
 from bench.errors import BenchError
 from bench.metrics.summary import summarize
@@ -43,11 +44,11 @@ def terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def execute_jobs(device: Device, writer: RunWriter, jobs: list[CategoryJob], recipe: Any,
+def execute_jobs(device: Device, writer: RunWriter, jobs: list[CategoryJob], loader: InputLoader,
                  postprocess: dict[str, Any], measurement: Measurement, artifact_root: Path,
                  masks: MasksFn, done: set[str] | None = None) -> Path:
     """Run every job into ``writer`` and finish the record; returns the run folder."""
-    runner = Runner(device, writer, recipe, postprocess, measurement, artifact_root)
+    runner = Runner(device, writer, loader, postprocess, measurement, artifact_root)
     resume_hint = f"resume with --resume {writer.run_dir.name}"
     try:
         with terminate_as_interrupt():

@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 
 from bench.clock import clock_info
-from bench.data.datasets import Dataset, open_dataset
-from bench.data.preprocess import preprocess_image, preprocess_mask
+from bench.data.datasets import Dataset, checked, open_dataset
+from bench.data.loader import InputLoader
+from bench.data.preprocess import Recipe, preprocess_mask
 from bench.data.samples import Sample
+from bench.data.tensor_cache import TensorCache
 from bench.devices.base import Device
 from bench.devices.profiles import load_profile
 from bench.devices.registry import create_device
@@ -45,6 +47,8 @@ class RunRequest:
     categories: list[str] | None = None
     limit: int | None = None
     backbone_weights: Path | None = None
+    skip_bad: bool = False
+    tensor_cache: bool = False
     measurement: Measurement = field(default_factory=Measurement)
 
     def to_manifest(self) -> dict[str, Any]:
@@ -62,13 +66,14 @@ class RunRequest:
         return cls(**data)
 
 
-def _test_samples(dataset: Dataset, categories: list[str], limit: int | None) -> dict[str, list[Sample]]:
+def _test_samples(dataset: Dataset, categories: list[str], limit: int | None,
+                  skip_bad: bool) -> dict[str, list[Sample]]:
     out = {}
     for category in categories:
         samples = dataset.samples(category, "test")
         if not samples:
             raise BadInput(f"{dataset.root / category / 'test'}: no test images")
-        out[category] = _spread(samples, limit)
+        out[category] = checked(_spread(samples, limit), skip_bad)
     return out
 
 
@@ -85,8 +90,15 @@ def _spread(samples: list[Sample], limit: int | None) -> list[Sample]:
 
 def _prepare_models(card: ModelCard, request: RunRequest, samples: dict[str, list[Sample]]) -> dict[str, PreparedModel]:
     prepared = {}
+    loader = InputLoader(card.recipe, skip_bad=True)
     for category, cat_samples in samples.items():
-        parity_inputs = [preprocess_image(s.path, card.recipe) for s in cat_samples[:PARITY_IMAGES]]
+        parity_inputs = []
+        for sample in cat_samples:
+            tensor = loader(sample).tensor
+            if tensor is not None:
+                parity_inputs.append(tensor)
+            if len(parity_inputs) == PARITY_IMAGES:
+                break
         print(f"preparing {card.name} for {category} ...", file=sys.stderr)
         prepared[category] = prepare(card, request.checkpoint, category, request.backbone_weights, parity_inputs,
                                      cache_dir() / "exports")
@@ -123,10 +135,13 @@ def _manifest(request: RunRequest, device: Device, card: ModelCard, dataset: Dat
     }
 
 
-def _masks(card: ModelCard, samples: dict[str, list[Sample]]) -> dict[str, dict[str, np.ndarray] | None]:
-    recipe = card.recipe
-    return {cat: {s.image_id: preprocess_mask(s.mask_path, recipe, s.path) for s in group}
-            for cat, group in samples.items()}
+def category_masks(recipe: Recipe, samples: list[Sample], evaluated: set[str]) -> dict[str, np.ndarray] | None:
+    """Masks of the evaluated images on the input grid; None when a defective one has no mask,
+    so pixel metrics are marked not available rather than computed on empty masks."""
+    chosen = [s for s in samples if s.image_id in evaluated]
+    if any(s.label == 1 and s.mask_path is None for s in chosen):
+        return None
+    return {s.image_id: preprocess_mask(s.mask_path, recipe, s.path) for s in chosen}
 
 
 def execute(request: RunRequest, out: Path | None = None, resume: str | None = None) -> Path:
@@ -141,7 +156,7 @@ def execute(request: RunRequest, out: Path | None = None, resume: str | None = N
         raise BadInput(f"--data-root {request.data_root}: no such folder")
     dataset = open_dataset(request.dataset, request.data_root)
     categories = dataset.select(request.categories)
-    samples = _test_samples(dataset, categories, request.limit)
+    samples = _test_samples(dataset, categories, request.limit, request.skip_bad)
     prepared = _prepare_models(card, request, samples)
     manifest = _manifest(request, device, card, dataset, samples, prepared)
     if resume:
@@ -154,8 +169,16 @@ def execute(request: RunRequest, out: Path | None = None, resume: str | None = N
         done = set()
     print(f"run {writer.run_dir}", file=sys.stderr)
     jobs = [CategoryJob(cat, prepared[cat].export.exported, samples[cat]) for cat in categories]
-    return execute_jobs(device, writer, jobs, card.recipe, card.data.get("postprocess", {}), request.measurement,
-                        cache_dir() / "artifacts", lambda: _masks(card, samples), done)
+    cache = TensorCache(cache_dir() / "tensors", card.recipe) if request.tensor_cache else None
+    loader = InputLoader(card.recipe, request.skip_bad, cache)
+
+    def masks() -> dict[str, dict[str, np.ndarray] | None]:
+        images = load_run(writer.run_dir).images
+        evaluated = set(images.loc[images["error"].isna(), "image_id"])
+        return {cat: category_masks(card.recipe, group, evaluated) for cat, group in samples.items()}
+
+    return execute_jobs(device, writer, jobs, loader, card.data.get("postprocess", {}), request.measurement,
+                        cache_dir() / "artifacts", masks, done)
 
 
 def resumed_request(out: Path | None, run_id: str) -> RunRequest:

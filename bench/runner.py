@@ -1,16 +1,17 @@
 """The runner: drives any Device through compile, open, warm-up, accuracy and timed passes.
 
 It knows the Device interface and nothing of any device. Timing follows MLPerf LoadGen's
-single-stream scenario: untimed warm-up, then back-to-back timed inferences until both a
-minimum count and a minimum duration are met. When a category has at least the minimum
-count of images, its accuracy pass is the timed pass; otherwise the accuracy pass is
-untimed and a separate timed pass cycles over the category's inputs.
+single-stream scenario: the inputs are loaded into memory first (LoadGen's performance sample
+set, here up to 64 distinct inputs per category), then an untimed warm-up, then back-to-back
+timed inferences until both a minimum count and a minimum duration are met. The accuracy
+pass over the whole dataset is never timed: its decoding and preprocessing run in background
+threads, which on a CPU device would compete with the inference being timed.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,12 @@ import numpy as np
 from tqdm import tqdm
 
 from bench.clock import now_ns
-from bench.data.preprocess import Recipe, preprocess_image, tensor_sha256
+from bench.data.loader import InputLoader, Loaded
 from bench.data.samples import Sample
 from bench.data.stream import prefetch
 from bench.devices.base import Device, ExportedModel, Session
 from bench.devices.cache import compiled_artifact
-from bench.errors import BenchError
+from bench.errors import BadInput, BenchError
 from bench.models.postprocess import decode
 from bench.records.writer import RunWriter
 
@@ -54,14 +55,6 @@ class DeviceFailure(BenchError):
     """The device or its runtime failed mid-run; what was recorded so far is kept."""
 
 
-def _load(recipe: Recipe) -> Callable[[Sample], tuple[np.ndarray, str]]:
-    def load(sample: Sample) -> tuple[np.ndarray, str]:
-        tensor = preprocess_image(sample.path, recipe)
-        return tensor, tensor_sha256(tensor)
-
-    return load
-
-
 def _progress(total: int, desc: str) -> tqdm:
     """A bar on stderr; redrawn rarely when stderr is a log file (CI), not a terminal."""
     interval = 0.1 if sys.stderr.isatty() else 10.0
@@ -70,11 +63,11 @@ def _progress(total: int, desc: str) -> tqdm:
 
 
 class Runner:
-    def __init__(self, device: Device, writer: RunWriter, recipe: Recipe, postprocess: dict[str, Any],
+    def __init__(self, device: Device, writer: RunWriter, loader: InputLoader, postprocess: dict[str, Any],
                  measurement: Measurement, artifact_root: Path) -> None:
         self.device = device
         self.writer = writer
-        self.recipe = recipe
+        self.loader = loader
         self.postprocess = postprocess
         self.measurement = measurement
         self.artifact_root = artifact_root
@@ -91,17 +84,14 @@ class Runner:
         artifact, cached = compiled_artifact(job.exported, self.device, self.artifact_root)
         self.writer.set_artifact(job.category, artifact.sha256, artifact.toolchain, cached)
         todo = [s for s in job.samples if s.image_id not in done]
-        m = self.measurement
-        combined = not state and len(todo) >= m.min_count
         session = self.device.open(artifact)
         try:
             pool = self._warmup(session, job)
-            self._window = None
             if todo:
-                self._accuracy_pass(session, job.category, todo, timed=combined, pool=pool)
+                self._accuracy_pass(session, job.category, todo)
                 done.update(s.image_id for s in todo)
             self.writer.set_progress(job.category, accuracy_done=True)
-            self._timed_pass(session, job, pool, already=len(todo) if combined else 0)
+            self._timed_pass(session, job, pool)
             self.writer.set_progress(job.category, timed_attempt=self.writer.attempt)
         finally:
             session.close()
@@ -124,42 +114,48 @@ class Runner:
             }])
         return result.outputs
 
-    def _inputs(self, samples: list[Sample]) -> Iterator[tuple[Sample, tuple[np.ndarray, str]]]:
+    def _inputs(self, samples: list[Sample]) -> Iterator[tuple[Sample, Loaded]]:
         m = self.measurement
-        return prefetch(samples, _load(self.recipe), workers=m.prefetch_workers, depth=m.prefetch_depth)
+        return prefetch(samples, self.loader, workers=m.prefetch_workers, depth=m.prefetch_depth)
 
     def _warmup(self, session: Session, job: CategoryJob) -> list[np.ndarray]:
-        """Warm up on the category's first inputs, which also become the timed pass's input pool."""
-        pool = [tensor for _, (tensor, _) in self._inputs(job.samples[:TIMED_POOL])]
+        """Warm up on the category's first readable inputs, which also become the timed pass's input pool."""
+        pool: list[np.ndarray] = []
+        for _, loaded in self._inputs(job.samples):
+            if loaded.tensor is not None:
+                pool.append(loaded.tensor)
+            if len(pool) == TIMED_POOL:
+                break
+        if not pool:
+            raise BadInput(f"category '{job.category}': no readable image to run")
         for i in range(self.measurement.warmup):
             self._infer(session, pool[i % len(pool)], job.category, "warmup")
         return pool
 
-    def _accuracy_pass(self, session: Session, category: str, todo: list[Sample], timed: bool,
-                       pool: list[np.ndarray]) -> None:
-        with _progress(len(todo), f"{category} accuracy{' (timed)' if timed else ''}") as bar:
-            for sample, (tensor, digest) in self._inputs(todo):
-                outputs = self._infer(session, tensor, category, "timed" if timed else None)
-                score, amap = decode(outputs, self.postprocess)
-                if amap is not None:
-                    self.writer.save_map(category, sample.image_id, amap)
-                self.writer.append("images", [{
-                    "image_id": sample.image_id, "category": category, "defect_type": sample.defect_type,
-                    "label": sample.label, "input_sha256": digest, "score": score, "error": None,
-                }])
+    def _accuracy_pass(self, session: Session, category: str, todo: list[Sample]) -> None:
+        with _progress(len(todo), f"{category} accuracy") as bar:
+            for sample, loaded in self._inputs(todo):
+                row = {"image_id": sample.image_id, "category": category, "defect_type": sample.defect_type,
+                       "label": sample.label, "input_sha256": loaded.sha256, "score": None, "error": loaded.error}
+                if loaded.tensor is not None:
+                    outputs = self._infer(session, loaded.tensor, category, None)
+                    row["score"], amap = decode(outputs, self.postprocess)
+                    if amap is not None:
+                        self.writer.save_map(category, sample.image_id, amap)
+                self.writer.append("images", [row])
                 bar.update()
 
     def _window_ns(self) -> int:
         """Duration of the timed window so far: first timed start to last timed end."""
         return 0 if self._window is None else self._window[1] - self._window[0]
 
-    def _timed_pass(self, session: Session, job: CategoryJob, pool: list[np.ndarray], already: int) -> None:
-        """Back-to-back timed inferences until both the minimum count and duration are met."""
+    def _timed_pass(self, session: Session, job: CategoryJob, pool: list[np.ndarray]) -> None:
+        """Back-to-back timed inferences on in-memory inputs until both the minimum count and duration are met."""
         m = self.measurement
         min_ns = int(m.min_duration_s * 1e9)
-        count = already
+        count = 0
+        self._window = None
         with _progress(m.min_count, f"{job.category} timed") as bar:
-            bar.update(min(count, m.min_count))
             while count < m.min_count or self._window_ns() < min_ns:
                 self._infer(session, pool[count % len(pool)], job.category, "timed")
                 count += 1

@@ -22,7 +22,7 @@ def test_every_design_command_is_registered() -> None:
 
 @pytest.mark.parametrize("argv, word", [
     (["compare", "a", "b"], "compare"),
-    (["inspect", "model", "tinyglass"], "inspect"),
+    (["inspect", "model", "tinyglass"], "inspect model"),
     (["compile", "--device", "host", "--model", "tinyglass"], "compile"),
     (["run", "--data-root", ".", "--emulate"], "--emulate"),
 ])

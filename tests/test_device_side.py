@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from tiny_model import write_mvtec_tree, write_tiny_onnx
 
+from bench.data.loader import InputLoader
 from bench.data.mvtec import MVTecDataset
 from bench.data.preprocess import Recipe, preprocess_mask
 from bench.devices.base import ExportedModel, InferenceResult, Session
@@ -44,7 +45,8 @@ def run(setup: dict, measurement: Measurement, device: HostDevice | None = None)
     def masks() -> dict:
         return {"widget": {s.image_id: preprocess_mask(s.mask_path, RECIPE, s.path) for s in setup["samples"]}}
 
-    return execute_jobs(device, writer, [CategoryJob("widget", setup["exported"], setup["samples"])], RECIPE, POST,
+    return execute_jobs(device, writer, [CategoryJob("widget", setup["exported"], setup["samples"])],
+                        InputLoader(RECIPE), POST,
                         measurement, tmp / "artifacts", masks)
 
 
@@ -75,9 +77,11 @@ def test_run_records_every_image_and_a_timed_window(setup: dict) -> None:
     assert record.manifest["progress"]["widget"]["timed_attempt"] == 0
 
 
-def test_large_category_is_timed_during_the_accuracy_pass(setup: dict) -> None:
-    record = load_run(run(setup, Measurement(warmup=1, min_count=8, min_duration_s=0)))
-    assert (record.latency["phase"] == "timed").sum() == 8
+def test_accuracy_pass_is_never_timed(setup: dict) -> None:
+    """Timed rows come only from the separate pass over in-memory inputs, however large the dataset."""
+    record = load_run(run(setup, Measurement(warmup=1, min_count=3, min_duration_s=0)))
+    assert record.latency["phase"].value_counts().to_dict() == {"warmup": 1, "timed": 3}
+    assert len(record.images) == 8
 
 
 def test_input_sha256_is_of_the_exact_tensor(setup: dict) -> None:
@@ -149,6 +153,7 @@ NO_TORCH = textwrap.dedent(
     sys.path.insert(0, sys.argv[2])
     from tiny_model import write_mvtec_tree
     from bench.data.mvtec import MVTecDataset
+    from bench.data.loader import InputLoader
     from bench.data.preprocess import Recipe
     from bench.devices.base import ExportedModel
     from bench.devices.profiles import load_profile
@@ -163,8 +168,8 @@ NO_TORCH = textwrap.dedent(
     samples = MVTecDataset(data).samples("widget", "test")
     exported = ExportedModel(onnx_path, file_sha256(onnx_path), "image", (1, 3, 16, 16), ("score", "patch_scores"))
     writer = RunWriter.create(tmp / "results", {"command": "no-torch"}, "nt")
-    recipe = Recipe((16, 16), (16, 16))
-    execute_jobs(create_device(load_profile("host")), writer, [CategoryJob("widget", exported, samples)], recipe,
+    loader = InputLoader(Recipe((16, 16), (16, 16)))
+    execute_jobs(create_device(load_profile("host")), writer, [CategoryJob("widget", exported, samples)], loader,
                  {"map_size": [16, 16], "map_sigma": 1}, Measurement(1, 5, 0.0), tmp / "art", lambda: {"widget": None})
     record = load_run(tmp / "results" / "nt")
     assert record.status == "complete", record.manifest
@@ -180,3 +185,45 @@ def test_device_side_runs_without_torch(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["ok", "8"]
+
+
+def test_skip_bad_records_errors_and_evaluates_the_rest(setup: dict) -> None:
+    from bench.data.datasets import checked
+    from bench.orchestrate import category_masks
+
+    data = setup["tmp"] / "data"
+    (data / "widget" / "ground_truth" / "dent" / "001_mask.png").unlink()
+    broken = data / "widget" / "test" / "good" / "002.png"
+    broken.write_bytes(b"\x89PNG broken")
+    samples = checked(MVTecDataset(data).samples("widget", "test"), skip_bad=True)
+    writer = RunWriter.create(setup["tmp"] / "results", {"command": "test"}, "skip")
+
+    def masks() -> dict:
+        images = load_run(writer.run_dir).images
+        evaluated = set(images.loc[images["error"].isna(), "image_id"])
+        return {"widget": category_masks(RECIPE, samples, evaluated)}
+
+    execute_jobs(HostDevice(load_profile("host")), writer, [CategoryJob("widget", setup["exported"], samples)],
+                 InputLoader(RECIPE, skip_bad=True), POST, Measurement(0, 1, 0.0), setup["tmp"] / "art", masks)
+    record = load_run(writer.run_dir)
+    errors = record.images.set_index("image_id")["error"].dropna()
+    assert set(errors.index) == {"widget/test/dent/001.png", "widget/test/good/002.png"}
+    assert "without its mask" in errors["widget/test/dent/001.png"]
+    assert "unreadable image" in errors["widget/test/good/002.png"]
+    figures = record.metrics["categories"]["widget"]
+    assert figures["errors"] == 2 and figures["image_auroc"] == 1.0
+    assert figures["pixel_auroc"] is not None  # the masked defective images that remain still count
+
+
+def test_pixel_metrics_not_available_without_masks(setup: dict) -> None:
+    from bench.orchestrate import category_masks
+
+    samples = [s if s.label == 0 else s.__class__(**{**s.__dict__, "mask_path": None}) for s in setup["samples"]]
+    assert category_masks(RECIPE, samples, {s.image_id for s in samples}) is None
+    writer = RunWriter.create(setup["tmp"] / "results", {"command": "test"}, "nomask")
+    execute_jobs(HostDevice(load_profile("host")), writer, [CategoryJob("widget", setup["exported"], samples)],
+                 InputLoader(RECIPE), POST, Measurement(0, 1, 0.0), setup["tmp"] / "art", lambda: {"widget": None})
+    figures = load_run(writer.run_dir).metrics["categories"]["widget"]
+    assert figures["pixel_auroc"] is None and figures["aupro"] is None
+    assert figures["pixel_note"] == "not every defective image has a mask"
+    assert figures["image_auroc"] == 1.0

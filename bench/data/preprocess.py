@@ -7,13 +7,22 @@ record, which is what lets drift be computed image by image across devices.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+try:
+    import cv2
+
+    cv2.setNumThreads(1)  # the prefetch workers are the parallelism; no nested thread pools
+except ImportError:
+    cv2 = None
 
 from bench.errors import BadInput
 
@@ -56,17 +65,49 @@ def _pair(value: int | list[int]) -> tuple[int, int]:
     return (int(value), int(value)) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
-def open_image(path: Path, mode: str = "RGB", decode: bool = True) -> Image.Image:
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _decode_png_fast(data: bytes, mode: str) -> Image.Image | None:
+    """8-bit PNGs through OpenCV's libpng, about a quarter faster than PIL's decoder and bit-identical
+    (PNG is lossless); anything else (16-bit, palette, alpha) returns None and goes through PIL."""
+    if cv2 is None or not data.startswith(PNG_MAGIC):
+        return None
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None or pixels.dtype != np.uint8:
+        return None
+    if pixels.ndim == 2:
+        gray = Image.fromarray(pixels, "L")
+        return gray if mode == "L" else gray.convert(mode)
+    if pixels.ndim == 3 and pixels.shape[2] == 3 and mode == "RGB":
+        return Image.fromarray(cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB), "RGB")
+    return None
+
+
+def open_image(path: Path, mode: str = "RGB", data: bytes | None = None) -> Image.Image:
     """Decode fully now, so a truncated file fails here with its name, not later in a worker."""
+    if data is not None:
+        fast = _decode_png_fast(data, mode)
+        if fast is not None:
+            return fast
     try:
-        with Image.open(path) as img:
-            if not decode:
-                return img
+        with Image.open(io.BytesIO(data) if data is not None else path) as img:
             img.load()
             return img.convert(mode)
     except FileNotFoundError as exc:
         raise BadInput(f"{path}: image not found") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise BadInput(f"{path}: unreadable image ({exc})") from exc
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the header alone."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except FileNotFoundError as exc:
+        raise BadInput(f"{path}: image not found") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise BadInput(f"{path}: unreadable image ({exc})") from exc
 
 
@@ -77,25 +118,39 @@ def _resize_crop(img: Image.Image, recipe: Recipe, resample: Image.Resampling) -
     return img.crop((left, top, left + recipe.crop[1], top + recipe.crop[0]))
 
 
-def preprocess_image(path: Path, recipe: Recipe) -> np.ndarray:
-    """The exact input tensor, batch of one, C-contiguous."""
-    img = _resize_crop(open_image(path), recipe, Image.Resampling.BILINEAR)
-    arr = np.asarray(img, dtype=np.float32) / np.float32(255.0)
-    arr = (arr - np.asarray(recipe.mean, np.float32)) / np.asarray(recipe.std, np.float32)
-    if recipe.layout == "NCHW":
-        arr = arr.transpose(2, 0, 1)
+@lru_cache(maxsize=16)
+def _lut(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """Per-channel uint8 -> normalised float32 table: the same float32 operations, done 256 times."""
+    values = np.arange(256, dtype=np.float32)[None, :] / np.float32(255.0)
+    return (values - np.asarray(mean, np.float32)[:, None]) / np.asarray(std, np.float32)[:, None]
+
+
+def to_tensor(img: Image.Image, recipe: Recipe) -> np.ndarray:
+    """The exact input tensor of a decoded RGB image, batch of one, C-contiguous."""
+    pixels = np.asarray(_resize_crop(img, recipe, Image.Resampling.BILINEAR))
+    lut = _lut(recipe.mean, recipe.std)
+    chw = np.stack([lut[c][pixels[..., c]] for c in range(3)])
+    arr = chw if recipe.layout == "NCHW" else chw.transpose(1, 2, 0)
     return np.ascontiguousarray(arr[None], dtype=np.dtype(recipe.dtype))
 
 
+def preprocess_image(path: Path, recipe: Recipe, data: bytes | None = None) -> np.ndarray:
+    return to_tensor(open_image(path, data=data), recipe)
+
+
+def check_mask_size(mask: Path, image: Path) -> None:
+    """A mask must cover its image exactly; a mismatch is named with both sizes."""
+    msize, isize = image_size(mask), image_size(image)
+    if msize != isize:
+        raise BadInput(f"{mask}: mask is {msize[0]}x{msize[1]}, its image is {isize[0]}x{isize[1]}")
+
+
 def preprocess_mask(path: Path | None, recipe: Recipe, image_path: Path) -> np.ndarray:
-    """Boolean mask on the model's input grid; an absent mask of a good image is all False."""
+    """Boolean mask on the model's input grid (non-zero is anomalous); no mask means a good image."""
     if path is None:
         return np.zeros(recipe.crop, dtype=bool)
-    mask = open_image(path, mode="L")
-    size = open_image(image_path, decode=False).size
-    if mask.size != size:
-        raise BadInput(f"{path}: mask is {mask.size[0]}x{mask.size[1]}, its image is {size[0]}x{size[1]}")
-    return np.asarray(_resize_crop(mask, recipe, Image.Resampling.NEAREST)) > 0
+    check_mask_size(path, image_path)
+    return np.asarray(_resize_crop(open_image(path, mode="L"), recipe, Image.Resampling.NEAREST)) > 0
 
 
 def tensor_sha256(tensor: np.ndarray) -> str:

@@ -8,7 +8,11 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Sample:
-    """One image; ``image_id`` is its dataset-relative path, stable across machines and runs."""
+    """One image; ``image_id`` is its dataset-relative path, stable across machines and runs.
+
+    ``problem`` is set when the reader already knows the image cannot be evaluated (a defective
+    image without its mask, say): strict runs stop on it, ``--skip-bad`` records it as an error.
+    """
 
     image_id: str
     path: Path
@@ -17,3 +21,4 @@ class Sample:
     defect_type: str
     label: int
     mask_path: Path | None
+    problem: str | None = None

@@ -36,7 +36,7 @@ def _pixel_level(maps: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]
     if not maps:
         return {"pixel_auroc": None, "aupro": None, "pixel_note": "the model produces no anomaly map"}
     if masks is None:
-        return {"pixel_auroc": None, "aupro": None, "pixel_note": "the dataset has no masks"}
+        return {"pixel_auroc": None, "aupro": None, "pixel_note": "not every defective image has a mask"}
     ids = [i for i in maps if i in masks]
     stacked_masks = np.stack([masks[i] for i in ids])
     if not stacked_masks.any():
