@@ -92,7 +92,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     if args.what == "model":
-        raise NotBuilt("'bench inspect model' is not built in this version yet (the models issue adds it)")
+        from bench.models.cards import load_card
+        from bench.models.inspection import format_model_report, inspect_model
+
+        if not args.name:
+            raise BadInput("inspect model needs a model name (bench list models)")
+        model_report = inspect_model(load_card(args.name))
+        print(json.dumps(model_report, indent=2) if args.json else format_model_report(model_report))
+        return 0
     from bench.data.datasets import open_dataset
     from bench.data.inspection import format_report, inspect_dataset
 
@@ -105,7 +112,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from bench.data.datasets import open_dataset
-    from bench.fitting import fit_categories
+    from bench.fitting import fit_categories, fit_zero_shot
     from bench.models.cards import load_card
     from bench.records import ensure_writable
 
@@ -114,6 +121,19 @@ def cmd_fit(args: argparse.Namespace) -> int:
     ensure_writable(out)
     dataset = open_dataset(args.dataset, args.data_root)
     categories = dataset.select(args.categories)
+    if not card.per_category:
+        if not args.heldout:
+            raise BadInput(f"{card.name} is zero-shot: name unseen evaluation categories with --heldout")
+        heldout = dataset.select(args.heldout)
+        sources = [c for c in categories if c not in heldout] if args.categories is None else categories
+        path, results = fit_zero_shot(card, dataset, sources, heldout, out, args.backbone_weights, seed=args.seed,
+                                      steps=args.steps, max_images=args.max_train)
+        print(f"checkpoint: {path}")
+        for category, auroc in results.items():
+            print(f"held-out {category}: image AUROC {100 * auroc:.2f}")
+        return 0
+    if args.heldout:
+        raise BadInput(f"--heldout is for zero-shot models; {card.name} is fitted per category")
     written = fit_categories(card, dataset, categories, out, args.backbone_weights, seed=args.seed,
                              steps=args.steps, max_train=args.max_train)
     for category, path in written.items():
@@ -203,8 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", type=Path, help="checkpoint folder (default: the cache's checkpoints/MODEL)")
     fit.add_argument("--backbone-weights", type=Path, help="backbone weight file (default: the torch hub cache)")
     fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--steps", type=_positive, help="optimisation steps per category (default 300)")
-    fit.add_argument("--max-train", type=_positive, help="use at most N training images per category")
+    fit.add_argument("--steps", type=_positive, help="optimisation steps (default 300 per category for "
+                     "TinyGLASS, 200 for EdgeZSAD)")
+    fit.add_argument("--heldout", type=_categories, help="zero-shot models: unseen categories to evaluate on "
+                     "(the sources are --categories, or all others)")
+    fit.add_argument("--max-train", type=_positive, help="use at most N images per category")
     fit.set_defaults(handler=cmd_fit)
 
     demo = sub.add_parser("demo", help="generate demo data, fit, run the host and write a report")

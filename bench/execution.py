@@ -46,7 +46,7 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 def execute_jobs(device: Device, writer: RunWriter, jobs: list[CategoryJob], loader: InputLoader,
                  postprocess: dict[str, Any], measurement: Measurement, artifact_root: Path,
-                 masks: MasksFn, done: set[str] | None = None) -> Path:
+                 masks: MasksFn, done: set[str] | None = None, gmac: float | None = None) -> Path:
     """Run every job into ``writer`` and finish the record; returns the run folder."""
     runner = Runner(device, writer, loader, postprocess, measurement, artifact_root)
     resume_hint = f"resume with --resume {writer.run_dir.name}"
@@ -57,7 +57,7 @@ def execute_jobs(device: Device, writer: RunWriter, jobs: list[CategoryJob], loa
             categories = [job.category for job in jobs]
             progress = writer.manifest["progress"]
             metrics = summarize(record.images, record.latency, {c: record.maps(c) for c in categories}, masks(),
-                                {c: progress.get(c, {}).get("timed_attempt") for c in categories})
+                                {c: progress.get(c, {}).get("timed_attempt") for c in categories}, gmac)
             writer.finish("complete", metrics)
     except KeyboardInterrupt:
         writer.finish("interrupted", error="interrupted by the user (Ctrl-C)")

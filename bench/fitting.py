@@ -33,7 +33,7 @@ def fit_categories(card: ModelCard, dataset: Dataset, categories: list[str], out
     from bench.models.fit_tinyglass import FitConfig, fit
 
     if card.family != "tinyglass":
-        raise BadInput(f"fitting model family '{card.family}' is not built in this version")
+        raise BadInput(f"model '{card.name}' is fitted on source categories at once: use fit_zero_shot")
     backbone = resolve_resnet18_weights(backbone)
     backbone_sha = file_sha256(backbone)
     cfg = FitConfig(seed=seed) if steps is None else FitConfig(seed=seed, steps=steps)
@@ -63,6 +63,78 @@ def fit_categories(card: ModelCard, dataset: Dataset, categories: list[str], out
         replace_atomically(target, lambda tmp, c=checkpoint: torch.save(c, tmp))
         written[category] = target
     return written
+
+
+def _progress_bar(total: int, desc: str, unit: str = "it") -> tqdm:
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+def fit_zero_shot(card: ModelCard, dataset: Dataset, sources: list[str], heldout: list[str], out_dir: Path,
+                  backbone: Path | None, seed: int = 0, steps: int | None = None,
+                  max_images: int | None = None) -> tuple[Path, dict[str, float]]:
+    """One checkpoint from the labelled test images of ``sources``; image AUROC on each ``heldout`` category."""
+    require_torch()
+    import torch
+
+    from bench.data.loader import InputLoader
+    from bench.data.preprocess import preprocess_mask
+    from bench.metrics import image_auroc
+    from bench.models.families import family
+    from bench.models.fit_edgezsad import ZeroShotFitConfig, extract, fit, score
+
+    overlap = sorted(set(sources) & set(heldout))
+    if overlap:
+        raise BadInput(f"--heldout: '{overlap[0]}' is also a source category; zero-shot needs unseen categories")
+    fam = family(card.family)
+    backbone = fam.resolve_backbone(backbone)
+    model = fam.build(backbone)
+    recipe = card.recipe
+    loader = InputLoader(recipe)
+
+    def load(category: str) -> tuple[list, list[np.ndarray]]:
+        samples = dataset.samples(category, "test")[:max_images]
+        with _progress_bar(len(samples), f"load {category}", "img") as bar:
+            tensors = []
+            for _, loaded in prefetch(samples, loader):
+                tensors.append(loaded.tensor)
+                bar.update()
+        return samples, tensors
+
+    train_samples, train_images = [], []
+    for category in sources:
+        samples, tensors = load(category)
+        train_samples += samples
+        train_images += tensors
+    with _progress_bar(len(train_images), "features", "img") as bar:
+        features = extract(model, train_images, bar.update)
+    labels = np.array([s.label for s in train_samples])
+    masks = np.stack([preprocess_mask(s.mask_path, recipe, s.path) for s in train_samples])
+    known = np.array([s.label == 0 or s.mask_path is not None for s in train_samples])
+    cfg = ZeroShotFitConfig(seed=seed) if steps is None else ZeroShotFitConfig(seed=seed, steps=steps)
+    with _progress_bar(cfg.steps, "fit readout") as bar:
+        def progress(step: int, total: int, loss: float) -> None:
+            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+            bar.update()
+
+        summary = fit(model, features, labels, masks, known, cfg, progress)
+    results: dict[str, float] = {}
+    for category in heldout:
+        samples, tensors = load(category)
+        with _progress_bar(len(tensors), f"evaluate {category}", "img") as bar:
+            scores = score(model, extract(model, tensors, bar.update))
+        results[category] = image_auroc([s.label for s in samples], scores)
+    checkpoint = {
+        "edgeglr": {k: v.detach().clone() for k, v in model.readout.state_dict().items()},
+        "meta": json_safe({
+            "model": card.name, "sources": sources, "heldout_image_auroc": results, "fit": summary,
+            "train_index_sha256": index_sha256(train_samples),
+            "backbone_weights": _relative_or_absolute(backbone, out_dir), "backbone_sha256": file_sha256(backbone),
+            "torch": torch.__version__,
+        }),
+    }
+    target = out_dir / f"{card.name}.pth"
+    replace_atomically(target, lambda tmp: torch.save(checkpoint, tmp))
+    return target, results
 
 
 def json_safe(meta: dict) -> dict:

@@ -120,7 +120,7 @@ def _manifest(request: RunRequest, device: Device, card: ModelCard, dataset: Dat
             "name": card.name, "family": card.family, "card": str(card.source), "card_sha256": card.fingerprint(),
             "precision": device.profile.precision, "input_shape": list(card.recipe.input_shape),
             "preprocessing": asdict(card.recipe), "postprocess": card.data.get("postprocess", {}),
-            "params": first.params, "macs": None, "macs_note": "graph complexity analysis is not built yet",
+            "params": first.params, "macs": first.macs, "macs_source": "exported ONNX graph (bench.models.complexity)",
             "backbone_weights": str(first.backbone), "backbone_sha256": first.backbone_sha256,
             "categories": {
                 cat: {"checkpoint": str(p.checkpoint), "checkpoint_sha256": p.checkpoint_sha256,
@@ -169,6 +169,7 @@ def execute(request: RunRequest, out: Path | None = None, resume: str | None = N
         done = set()
     print(f"run {writer.run_dir}", file=sys.stderr)
     jobs = [CategoryJob(cat, prepared[cat].export.exported, samples[cat]) for cat in categories]
+    first_macs = next(iter(prepared.values())).macs
     cache = TensorCache(cache_dir() / "tensors", card.recipe) if request.tensor_cache else None
     loader = InputLoader(card.recipe, request.skip_bad, cache)
 
@@ -178,7 +179,7 @@ def execute(request: RunRequest, out: Path | None = None, resume: str | None = N
         return {cat: category_masks(card.recipe, group, evaluated) for cat, group in samples.items()}
 
     return execute_jobs(device, writer, jobs, loader, card.data.get("postprocess", {}), request.measurement,
-                        cache_dir() / "artifacts", masks, done)
+                        cache_dir() / "artifacts", masks, done, gmac=first_macs / 1e9)
 
 
 def resumed_request(out: Path | None, run_id: str) -> RunRequest:

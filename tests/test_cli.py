@@ -22,7 +22,6 @@ def test_every_design_command_is_registered() -> None:
 
 @pytest.mark.parametrize("argv, word", [
     (["compare", "a", "b"], "compare"),
-    (["inspect", "model", "tinyglass"], "inspect model"),
     (["compile", "--device", "host", "--model", "tinyglass"], "compile"),
     (["run", "--data-root", ".", "--emulate"], "--emulate"),
 ])
@@ -96,3 +95,20 @@ def test_missing_checkpoint_names_the_category(tmp_path: Path, capsys: pytest.Ca
                  str(tmp_path / "r")])
     assert code == 2
     assert "--checkpoint" in capsys.readouterr().err
+
+
+def test_inspect_model_json(capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("torch")
+    assert main(["inspect", "model", "tinyglass", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["input_shape"] == [1, 3, 256, 256]
+    assert report["macs_agree"] and report["macs"] == report["torch_macs"]
+    assert report["params"]["torch_module"] == 3_129_280
+    assert report["ops"]["Conv"] >= 20
+    assert report["deployability"]["tensorrt"] == []
+    assert [f["op_type"] for f in report["deployability"]["qnn_gpu"] if f["severity"] == "error"] == ["Resize"]
+
+
+def test_inspect_model_needs_a_name(capsys: pytest.CaptureFixture) -> None:
+    assert main(["inspect", "model"]) == 2
+    assert "model name" in capsys.readouterr().err

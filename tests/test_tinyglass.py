@@ -147,3 +147,25 @@ def test_corrupt_checkpoint_is_named(tmp_path: Path) -> None:
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(BadInput, match=r"broken\.pth: cannot read checkpoint"):
         load_checkpoint(bad)
+
+
+def test_batch_n_export_scores_each_image(backbone: Path, tmp_path: Path) -> None:
+    from bench.models.export import exported_model
+
+    model = tinyglass.build(backbone)
+    tinyglass.load_heads(model, public_checkpoint(4), "c.pth")
+    batch = np.random.default_rng(1).standard_normal((4, 3, 256, 256)).astype(np.float32)
+    info = exported_model(model, {"k": "b4"}, (4, 3, 256, 256), 18, {"score": 1e-4, "patch_scores": 1e-4},
+                          [batch], tmp_path)
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(info.exported.onnx_path), providers=["CPUExecutionProvider"])
+    scores, grids = session.run(None, {"image": batch})
+    assert scores.shape == (4,) and grids.shape == (4, 1, 32, 32)
+    single = [scores_of(model, batch[i : i + 1]) for i in range(4)]
+    assert np.allclose(scores, single, atol=1e-5)  # batching does not mix images
+
+
+def scores_of(model: tinyglass.TinyGLASS, x: np.ndarray) -> float:
+    with torch.inference_mode():
+        return float(model(torch.from_numpy(x))[0][0])

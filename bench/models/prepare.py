@@ -15,6 +15,7 @@ from bench.errors import BadInput
 from bench.models.cards import ModelCard
 from bench.models.checkpoints import resolve_checkpoint
 from bench.models.export import ExportInfo, exported_model
+from bench.models.families import Family, family
 from bench.util import file_sha256
 
 
@@ -37,6 +38,7 @@ class PreparedModel:
     backbone_sha256: str
     export: ExportInfo
     params: int
+    macs: int
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -51,15 +53,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return data
 
 
-def backbone_for(checkpoint: dict[str, Any], given: Path | None, source: Path) -> Path:
-    """--backbone-weights, else the weights the checkpoint was fitted on, else the hub cache."""
-    from bench.models.backbones import resolve_resnet18_weights
-
+def backbone_for(fam: Family, checkpoint: dict[str, Any], given: Path | None, source: Path) -> Path:
+    """--backbone-weights, else the weights the checkpoint was fitted on, else the family's default."""
     meta = checkpoint.get("meta") or {}
     if given is None and meta.get("backbone_weights"):
         recorded = Path(meta["backbone_weights"])
         given = recorded if recorded.is_absolute() else source.parent / recorded
-    path = resolve_resnet18_weights(given)
+    path = fam.resolve_backbone(given)
     expected = meta.get("backbone_sha256")
     if expected and file_sha256(path) != expected:
         raise BadInput(f"{source}: fitted on backbone weights {expected[:12]}…, but {path} differs")
@@ -69,15 +69,12 @@ def backbone_for(checkpoint: dict[str, Any], given: Path | None, source: Path) -
 def prepare(card: ModelCard, checkpoint_arg: Path, category: str, backbone_arg: Path | None,
             parity_inputs: list[np.ndarray], export_root: Path) -> PreparedModel:
     require_torch()
-    from bench.models import tinyglass
-
-    if card.family != "tinyglass":
-        raise BadInput(f"{card.source}: model family '{card.family}' is not built in this version")
+    fam = family(card.family)
     ckpt_path = resolve_checkpoint(card, checkpoint_arg, category)
     checkpoint = load_checkpoint(ckpt_path)
-    backbone = backbone_for(checkpoint, backbone_arg, ckpt_path)
-    model = tinyglass.build(backbone)
-    tinyglass.load_heads(model, checkpoint, str(ckpt_path))
+    backbone = backbone_for(fam, checkpoint, backbone_arg, ckpt_path)
+    model = fam.build(backbone)
+    fam.load(model, checkpoint, str(ckpt_path))
     ckpt_sha, backbone_sha = file_sha256(ckpt_path), file_sha256(backbone)
     export = card.data["export"]
     info = exported_model(
@@ -86,5 +83,8 @@ def prepare(card: ModelCard, checkpoint_arg: Path, category: str, backbone_arg: 
         card.recipe.input_shape, int(export.get("opset", 18)), export.get("tolerance", {}), parity_inputs,
         export_root,
     )
+    from bench.models.complexity import graph_complexity
+
     params = sum(p.numel() for p in model.parameters())
-    return PreparedModel(category, ckpt_path, ckpt_sha, backbone, backbone_sha, info, params)
+    macs = graph_complexity(info.exported.onnx_path).macs
+    return PreparedModel(category, ckpt_path, ckpt_sha, backbone, backbone_sha, info, params, macs)

@@ -95,8 +95,11 @@ class TinyGLASS(nn.Module):
 
 
 def build(backbone_weights: Path | None) -> TinyGLASS:
-    """The network with its backbone loaded; heads still at their initial values."""
-    return TinyGLASS(resnet18_trunk(backbone_weights)).eval()
+    """The network with its backbone loaded (random when None: architecture only); heads at initial values."""
+    from bench.models.backbones import ResNet18Trunk
+
+    trunk = ResNet18Trunk() if backbone_weights is None else resnet18_trunk(backbone_weights)
+    return TinyGLASS(trunk).eval()
 
 
 def to_public_format(model: TinyGLASS) -> dict[str, OrderedDict]:

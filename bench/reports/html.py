@@ -27,7 +27,8 @@ ACCURACY_COLUMNS = [("image_auroc", "Image AUROC", 100), ("image_ap", "Image AP"
                     ("image_f1_max", "Image F1-max", 100), ("pixel_auroc", "Pixel AUROC", 100),
                     ("aupro", "AUPRO@0.3", 100)]
 LATENCY_COLUMNS = [("p50_ms", "p50 ms", 1), ("p90_ms", "p90 ms", 1), ("p99_ms", "p99 ms", 1),
-                   ("mean_ms", "mean ms", 1), ("fps", "FPS", 1), ("timed_inferences", "timed", 1)]
+                   ("mean_ms", "mean ms", 1), ("fps", "FPS", 1), ("timed_inferences", "timed", 1),
+                   ("gmac_per_inference", "GMAC", 1)]
 
 
 def fmt(value: Any, scale: float = 1) -> str:
