@@ -80,6 +80,11 @@ def test_export_is_static_resize_free_and_matches_torch(model: edgezsad.EdgeZSAD
     dims = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
     assert dims == [1, 3, 512, 512]
     assert info.parity["score"] < 1e-4 and info.parity["patch_scores"] < 1e-4
+    from bench.models.deployability import lint
+
+    findings = lint(info.exported.onnx_path, ["qnn_gpu", "tensorrt"])
+    assert [f for f in findings["qnn_gpu"] if f.severity == "error"] == []  # deployable on RB5's GPU backend
+    assert findings["tensorrt"] == []
 
 
 def test_zero_shot_fit_cli(weights: Path, tmp_path: Path) -> None:

@@ -169,3 +169,28 @@ def test_batch_n_export_scores_each_image(backbone: Path, tmp_path: Path) -> Non
 def scores_of(model: tinyglass.TinyGLASS, x: np.ndarray) -> float:
     with torch.inference_mode():
         return float(model(torch.from_numpy(x))[0][0])
+
+
+def test_backbone_from_the_torch_hub_cache(backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from bench.models.backbones import RESNET18_IMAGENET_FILE, resolve_resnet18_weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(BadInput, match=RESNET18_IMAGENET_FILE):
+        resolve_resnet18_weights(None)
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / RESNET18_IMAGENET_FILE
+    cached.parent.mkdir(parents=True)
+    shutil.copyfile(backbone, cached)
+    assert resolve_resnet18_weights(None) == cached
+    assert isinstance(tinyglass.build(None).backbone, torch.nn.Module)  # None in build means random weights
+
+
+def test_export_fails_above_tolerance(backbone: Path, tmp_path: Path) -> None:
+    from bench.models.export import ExportParityError, exported_model
+
+    model = tinyglass.build(backbone)
+    inputs = [np.random.default_rng(0).standard_normal((1, 3, 256, 256)).astype(np.float32)]
+    with pytest.raises(ExportParityError, match="differs from PyTorch on 'score'"):
+        exported_model(model, {"k": "strict"}, (1, 3, 256, 256), 18, {"score": -1.0}, inputs, tmp_path)
+    assert not list(tmp_path.rglob("model.onnx"))  # a graph that failed parity is never cached
