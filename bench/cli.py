@@ -75,6 +75,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.comparison import compare, format_table, gate, masks_for, resolve_run
+    from bench.records import load_run
+
+    ref, dev = resolve_run(args.ref_run), resolve_run(args.dev_run)
+    masks = None if args.no_pixel else masks_for(load_run(ref))
+    result = compare(ref, dev, masks)
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    gate(result, args.max_drift)
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from bench.listing import listing
 
@@ -191,10 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=cmd_report)
 
     compare = sub.add_parser("compare", help="drift of a device run against its host reference (exit 3 on gate)")
-    compare.add_argument("ref_run")
-    compare.add_argument("dev_run")
-    compare.add_argument("--max-drift", type=float)
-    compare.set_defaults(handler=_not_built("compare", "the metrics-and-drift issue adds it"))
+    compare.add_argument("ref_run", help="the host reference run (folder or run id in results/)")
+    compare.add_argument("dev_run", help="the device run (folder or run id in results/)")
+    compare.add_argument("--max-drift", type=float, metavar="POINTS",
+                         help="gate: exit 3 when |mean image-AUROC drift| exceeds this many points")
+    compare.add_argument("--no-pixel", action="store_true", help="skip pixel-level drift (no masks re-read)")
+    compare.add_argument("--json", action="store_true")
+    compare.set_defaults(handler=cmd_compare)
 
     listing = sub.add_parser("list", help="list devices, models or datasets")
     listing.add_argument("what", choices=["devices", "models", "datasets"])

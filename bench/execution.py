@@ -57,7 +57,9 @@ def execute_jobs(device: Device, writer: RunWriter, jobs: list[CategoryJob], loa
             categories = [job.category for job in jobs]
             progress = writer.manifest["progress"]
             metrics = summarize(record.images, record.latency, {c: record.maps(c) for c in categories}, masks(),
-                                {c: progress.get(c, {}).get("timed_attempt") for c in categories}, gmac)
+                                {c: progress.get(c, {}).get("timed_attempt") for c in categories}, gmac,
+                                record.power, device.profile.power.get("rails"),
+                                device.profile.power.get("idle_w"))
             writer.finish("complete", metrics)
     except KeyboardInterrupt:
         writer.finish("interrupted", error="interrupted by the user (Ctrl-C)")

@@ -21,7 +21,6 @@ def test_every_design_command_is_registered() -> None:
 
 
 @pytest.mark.parametrize("argv, word", [
-    (["compare", "a", "b"], "compare"),
     (["compile", "--device", "host", "--model", "tinyglass"], "compile"),
     (["run", "--data-root", ".", "--emulate"], "--emulate"),
 ])

@@ -78,3 +78,17 @@ def test_demo_again_reuses_the_caches(small_demo: dict) -> None:
     # same inputs, same checkpoints, same host numerics: identical scores
     assert first.images["input_sha256"].tolist() == second.images["input_sha256"].tolist()
     assert first.images["score"].tolist() == second.images["score"].tolist()
+
+
+def test_compare_two_host_runs_end_to_end(small_demo: dict) -> None:
+    """Two host runs of the same inputs pair image by image; masks are re-read for pixel drift."""
+    runs = sorted((small_demo["work"] / "results").iterdir())
+    if len(runs) < 2:
+        pytest.skip("needs the second demo run of test_demo_again_reuses_the_caches")
+    done = run_cli(["compare", str(runs[0]), str(runs[1]), "--json", "--max-drift", "0.0"], cwd=small_demo["work"],
+                   env={"BENCH_CACHE_DIR": str(small_demo["cache"])})
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    for figures in result["categories"].values():
+        assert figures["image"]["delta_points"] == 0.0 and figures["image"]["max_abs_error"] == 0.0
+        assert figures["pixel"]["delta_points"] == 0.0

@@ -264,3 +264,39 @@ def test_errors() -> None:
         aupro(np.zeros((2, 4, 4)), np.zeros((2, 4, 4)))
     with pytest.raises(ValueError, match="fpr_limit"):
         aupro(masks, np.zeros((2, 4, 4)), fpr_limit=0.0)
+
+
+def _grid_minmax_reference(masks: np.ndarray, maps: np.ndarray, limit: float, steps: int) -> float:
+    """The PaDiM/CFlow-AD loop, written out: binarise at each grid threshold, per-region overlap, FPR."""
+    from scipy import ndimage
+
+    structure = np.ones((3, 3), dtype=int)
+    fprs, pros = [], []
+    for th in np.linspace(maps.max(), maps.min(), steps):
+        binary = maps >= th
+        overlaps = []
+        for mask, pred in zip(masks, binary, strict=True):
+            regions, n = ndimage.label(mask, structure=structure)
+            for r in range(1, n + 1):
+                region = regions == r
+                overlaps.append(pred[region].sum() / region.sum())
+        fprs.append((binary & ~masks).sum() / (~masks).sum())
+        pros.append(np.mean(overlaps))
+    fprs, pros = np.array(fprs), np.array(pros)
+    keep = fprs < limit
+    fprs, pros = fprs[keep] / fprs[keep].max(), pros[keep]
+    return float(np.sum((fprs[1:] - fprs[:-1]) * (pros[1:] + pros[:-1]) / 2))
+
+
+def test_aupro_grid_minmax_matches_the_paper_convention() -> None:
+    from bench.metrics.accuracy import aupro_grid_minmax
+
+    rng = np.random.default_rng(5)
+    masks = np.zeros((3, 24, 24), dtype=bool)
+    masks[0, 3:8, 3:9] = True
+    masks[1, 10:20, 2:5] = True
+    masks[1, 15:18, 15:22] = True
+    maps = rng.random((3, 24, 24)).astype(np.float32) + 0.6 * masks
+    expected = _grid_minmax_reference(masks, maps, 0.3, 50)
+    assert aupro_grid_minmax(masks, maps, 0.3, steps=50) == pytest.approx(expected, abs=1e-12)
+    assert aupro_grid_minmax(masks, maps, 0.3, steps=50) != pytest.approx(aupro(masks, maps, 0.3), abs=1e-6)

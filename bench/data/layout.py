@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.data.samples import Sample
+from bench.data.samples import Sample, select_categories
 from bench.errors import BadInput
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
@@ -45,11 +45,7 @@ class TreeDataset:
         return found
 
     def select(self, wanted: list[str] | None) -> list[str]:
-        available = self.categories()
-        for name in wanted or []:
-            if name not in available:
-                raise BadInput(f"--categories: '{name}' not in {self.root} (found: {', '.join(available)})")
-        return list(wanted) if wanted else available
+        return select_categories(self.categories(), wanted, self.root)
 
     def find_mask(self, category: str, defect: str, image: Path) -> Path | None:
         folder = self.root / category / "ground_truth" / defect

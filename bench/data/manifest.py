@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.data.samples import Sample
+from bench.data.samples import Sample, select_categories
 from bench.errors import BadInput
 
 REQUIRED = ("image", "category", "label")
@@ -33,11 +33,7 @@ class ManifestDataset:
         return sorted(self.frame["category"].unique())
 
     def select(self, wanted: list[str] | None) -> list[str]:
-        available = self.categories()
-        for name in wanted or []:
-            if name not in available:
-                raise BadInput(f"--categories: '{name}' not in {self.path} (found: {', '.join(available)})")
-        return list(wanted) if wanted else available
+        return select_categories(self.categories(), wanted, self.path)
 
     def samples(self, category: str, split: str) -> list[Sample]:
         rows = self.frame[(self.frame["category"] == category) & (self.frame["split"] == split)]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.errors import BadInput
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -22,3 +24,11 @@ class Sample:
     label: int
     mask_path: Path | None
     problem: str | None = None
+
+
+def select_categories(available: list[str], wanted: list[str] | None, where: Path) -> list[str]:
+    """``--categories`` checked against what the dataset has; all of them when none are named."""
+    for name in wanted or []:
+        if name not in available:
+            raise BadInput(f"--categories: '{name}' not in {where} (found: {', '.join(available)})")
+    return list(wanted) if wanted else available

@@ -22,7 +22,8 @@ Choices worth knowing when comparing numbers with other tools:
   ``fpr_limit``, interpolating linearly at the limit. With ``normalize=True`` the area is divided by
   ``fpr_limit`` (the MVTec/anomalib convention), so a perfect detector scores 1.0. Some papers instead
   min-max rescale the truncated FPR axis of a fixed threshold grid to [0, 1] before integrating; that
-  stretches the curve by a grid-dependent factor and its numbers are not directly comparable.
+  stretches the curve by a grid-dependent factor and its numbers are not directly comparable. That
+  convention is offered as :func:`aupro_grid_minmax` for comparison with such papers.
 * Degenerate inputs raise ``ValueError`` instead of returning NaN: a test split with one class only,
   or pixel metrics on masks without any anomalous region, is a configuration problem that callers
   should report as "metric not available".
@@ -37,7 +38,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
 
-__all__ = ["F1Max", "aupro", "average_precision", "f1_max", "image_auroc", "pixel_auroc"]
+__all__ = ["F1Max", "aupro", "aupro_grid_minmax", "average_precision", "f1_max", "image_auroc", "pixel_auroc"]
 
 # 3x3 ones structure: 8-connected regions, as in the MVTec AD reference evaluation.
 _REGION_STRUCTURE = np.ones((3, 3), dtype=bool)
@@ -218,23 +219,16 @@ def _trapezoid_until(x: NDArray, y: NDArray, x_max: float) -> float:
     return area
 
 
-def aupro(masks: ArrayLike, maps: ArrayLike, fpr_limit: float = 0.3, normalize: bool = True) -> float:
-    """Area under the per-region-overlap curve up to ``fpr_limit`` (MVTec AD definition), exact.
-
-    PRO weighs every defect region equally, so small defects count as much as large ones, unlike
-    pixel AUROC. ``masks``/``maps`` are (N, H, W) or a single (H, W) image. Regions are 8-connected
-    components per image. The curve uses every distinct score threshold: normal scores are sorted
-    once, anomalous pixels (usually few) are ordered with their region weight 1/|region|, and only
-    thresholds down to the first one past the FPR limit are evaluated. Raises ValueError when the
-    masks hold no anomalous region or no normal pixel.
-    """
+def _pro_inputs(masks: ArrayLike, maps: ArrayLike, fpr_limit: float, name: str,
+                ) -> tuple[NDArray, NDArray, NDArray, int]:
+    """Sorted normal scores, anomalous scores with their region weights 1/|region|, and the region count."""
     if not 0.0 < fpr_limit <= 1.0:
-        raise ValueError(f"aupro: fpr_limit must be in (0, 1], got {fpr_limit}")
-    m, a = _pixel_inputs(masks, maps, "aupro")
+        raise ValueError(f"{name}: fpr_limit must be in (0, 1], got {fpr_limit}")
+    m, a = _pixel_inputs(masks, maps, name)
     if m.ndim == 2:
         m, a = m[None], a[None]
     if m.ndim != 3:
-        raise ValueError(f"aupro: expected (N, H, W) or (H, W) arrays, got shape {m.shape}")
+        raise ValueError(f"{name}: expected (N, H, W) or (H, W) arrays, got shape {m.shape}")
 
     pos_parts: list[NDArray] = []
     weight_parts: list[NDArray] = []
@@ -248,22 +242,36 @@ def aupro(masks: ArrayLike, maps: ArrayLike, fpr_limit: float = 0.3, normalize: 
         weight_parts.append(1.0 / sizes[regions[mask]])
         n_regions += n
     if n_regions == 0:
-        raise ValueError("aupro: masks contain no anomalous region; PRO is undefined")
+        raise ValueError(f"{name}: masks contain no anomalous region; PRO is undefined")
 
     neg = _as_scores(a[~m], "maps")
-    n_neg = neg.size
-    if n_neg == 0:
-        raise ValueError("aupro: masks contain no normal pixel; FPR is undefined")
+    if neg.size == 0:
+        raise ValueError(f"{name}: masks contain no normal pixel; FPR is undefined")
     neg.sort()
     pos = _as_scores(np.concatenate(pos_parts), "maps")
     n_nan = _nan_count_sorted(neg) + _nan_count(pos)
     if n_nan:
-        raise ValueError(f"aupro: maps contain {n_nan} NaN value(s) out of {a.size}")
+        raise ValueError(f"{name}: maps contain {n_nan} NaN value(s) out of {a.size}")
 
+    return neg, pos, np.concatenate(weight_parts), n_regions
+
+
+def aupro(masks: ArrayLike, maps: ArrayLike, fpr_limit: float = 0.3, normalize: bool = True) -> float:
+    """Area under the per-region-overlap curve up to ``fpr_limit`` (MVTec AD definition), exact.
+
+    PRO weighs every defect region equally, so small defects count as much as large ones, unlike
+    pixel AUROC. ``masks``/``maps`` are (N, H, W) or a single (H, W) image. Regions are 8-connected
+    components per image. The curve uses every distinct score threshold: normal scores are sorted
+    once, anomalous pixels (usually few) are ordered with their region weight 1/|region|, and only
+    thresholds down to the first one past the FPR limit are evaluated. Raises ValueError when the
+    masks hold no anomalous region or no normal pixel.
+    """
+    neg, pos, weights, n_regions = _pro_inputs(masks, maps, fpr_limit, "aupro")
+    n_neg = neg.size
     order = np.argsort(pos, kind="stable")[::-1]
     pos_desc = pos[order]
     # cum_weight[k]: summed region weights of the k highest-scoring anomalous pixels.
-    cum_weight = np.concatenate(([0.0], np.cumsum(np.concatenate(weight_parts)[order])))
+    cum_weight = np.concatenate(([0.0], np.cumsum(weights[order])))
     pos_asc = pos_desc[::-1]
 
     # Thresholds below ``cut`` cannot affect the area: at ``cut`` itself the FPR already exceeds the
@@ -282,3 +290,30 @@ def aupro(masks: ArrayLike, maps: ArrayLike, fpr_limit: float = 0.3, normalize: 
 
     area = _trapezoid_until(fpr, pro, fpr_limit)
     return area / fpr_limit if normalize else area
+
+
+def aupro_grid_minmax(masks: ArrayLike, maps: ArrayLike, fpr_limit: float = 0.3, steps: int = 200) -> float:
+    """AUPRO as the widely copied PaDiM/CFlow-AD evaluation code computes it, for comparison with papers.
+
+    PRO and FPR are taken at ``steps`` evenly spaced thresholds between the maps' maximum and
+    minimum, points with FPR >= ``fpr_limit`` are dropped, the remaining FPRs are divided by their
+    maximum (a min-max rescaling of the truncated axis, as the lowest kept FPR is 0 at the top
+    threshold) and the curve is integrated with the trapezoid rule. Because the last kept FPR is
+    below the limit by a grid-dependent amount, this stretches the curve: its values are usually a
+    little higher than :func:`aupro`'s and depend on ``steps``. Use :func:`aupro` for new results.
+    """
+    neg, pos, weights, n_regions = _pro_inputs(masks, maps, fpr_limit, "aupro_grid_minmax")
+    order = np.argsort(pos, kind="stable")
+    pos_asc = pos[order]
+    tail_weight = np.concatenate((np.cumsum(weights[order][::-1])[::-1], [0.0]))
+    top = max(float(neg[-1]), float(pos_asc[-1]))
+    bottom = min(float(neg[0]), float(pos_asc[0]))
+    thresholds = np.linspace(top, bottom, steps)
+    fpr = (neg.size - np.searchsorted(neg, thresholds, side="left")) / neg.size
+    pro = tail_weight[np.searchsorted(pos_asc, thresholds, side="left")] / n_regions
+    keep = fpr < fpr_limit
+    fpr, pro = fpr[keep], pro[keep]
+    if fpr.size < 2 or fpr.max() == 0:
+        raise ValueError("aupro_grid_minmax: fewer than two grid points below the FPR limit")
+    fpr = fpr / fpr.max()
+    return float(np.sum((fpr[1:] - fpr[:-1]) * (pro[1:] + pro[:-1]) / 2))

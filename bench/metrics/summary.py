@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bench.metrics.accuracy import aupro, average_precision, f1_max, image_auroc, pixel_auroc
+from bench.metrics.energy import energy_over_window, timed_window
 from bench.metrics.latency import latency_summary, timed_rows
 from bench.power import NO_METER_REASON
 
@@ -45,14 +46,26 @@ def _pixel_level(maps: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]
     return {"pixel_auroc": pixel_auroc(stacked_masks, stacked_maps), "aupro": aupro(stacked_masks, stacked_maps)}
 
 
-def _efficiency(gmac: float | None) -> dict[str, Any]:
-    """Energy needs a power meter over the timed window; without one the figures are null with the reason."""
+def _efficiency(power: pd.DataFrame | None, rails: Sequence[str] | None, idle_power_w: float | None,
+                window: tuple[int, int, int] | None, gmac: float | None) -> dict[str, Any]:
+    """Energy over exactly the timed window; without a meter or samples the figures are null with the reason."""
+    empty = {"energy_mj_per_inference": None, "avg_power_w": None, "gmac_per_inference": gmac, "gmac_per_j": None,
+             "energy_complete": False, "power_coverage": None, "idle_power_w": None}
+    if not rails or power is None:
+        return {**empty, "energy_note": NO_METER_REASON}
+    if window is None:
+        return {**empty, "energy_note": "no timed inferences"}
+    start, end, count = window
+    result = energy_over_window(power, start, end, rails, count, idle_power_w=idle_power_w, gmac=gmac)
     return {
-        "energy_mj_per_inference": None,
-        "avg_power_w": None,
-        "energy_note": NO_METER_REASON,
+        "energy_mj_per_inference": result.energy_mj_per_inference,
+        "avg_power_w": result.avg_power_w,
         "gmac_per_inference": gmac,
-        "gmac_per_j": None,
+        "gmac_per_j": result.gmac_per_j,
+        "energy_complete": result.complete,
+        "power_coverage": result.coverage,
+        "idle_power_w": result.idle_power_w,
+        "energy_note": result.note,
     }
 
 
@@ -63,16 +76,20 @@ def summarize(
     masks: Mapping[str, Mapping[str, np.ndarray] | None],
     timed_attempts: Mapping[str, int | None],
     gmac: float | None = None,
+    power: pd.DataFrame | None = None,
+    rails: Sequence[str] | None = None,
+    idle_power_w: float | None = None,
 ) -> dict[str, Any]:
     categories: dict[str, dict[str, Any]] = {}
     for category in sorted(images["category"].unique()):
         cat_images = images[images["category"] == category]
-        lat = latency_summary(timed_rows(latency, category, timed_attempts.get(category)))
+        attempt = timed_attempts.get(category)
+        lat = latency_summary(timed_rows(latency, category, attempt))
         categories[category] = {
             **_image_level(cat_images),
             **_pixel_level(maps.get(category, {}), masks.get(category)),
             **lat,
-            **_efficiency(gmac),
+            **_efficiency(power, rails, idle_power_w, timed_window(latency, category, attempt), gmac),
         }
     mean: dict[str, Any] = {}
     for key in MEAN_KEYS:

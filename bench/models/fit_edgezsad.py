@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.models.edgezsad import EdgeZSAD
+from bench.models.training import reinitialise
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,7 @@ def fit(model: EdgeZSAD, features: tuple[torch.Tensor, torch.Tensor, torch.Tenso
     image without a mask) only the image-level losses see that image.
     """
     torch.manual_seed(cfg.seed)
-    for module in model.readout.modules():
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
+    reinitialise(model.readout)
     with torch.no_grad():
         model.readout.mix.zero_()
     f1, f2, f3 = features

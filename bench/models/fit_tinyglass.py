@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from bench.models.postprocess import bilinear_matrix
 from bench.models.tinyglass import TinyGLASS
+from bench.models.training import reinitialise
 
 
 @dataclass(frozen=True)
@@ -76,19 +77,12 @@ def _as_patches(embedding: torch.Tensor) -> torch.Tensor:
     return embedding.permute(0, 2, 3, 1).reshape(-1, embedding.shape[1])
 
 
-def _reset_heads(model: TinyGLASS) -> None:
-    """Re-initialise the trained parts from the seeded generator, whatever ran before construction."""
-    for module in [*model.pre_projection.modules(), *model.discriminator.modules()]:
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
-
-
 def fit(
     model: TinyGLASS, images: np.ndarray, cfg: FitConfig, progress: Callable[[int, int, float], None] | None = None
 ) -> dict:
     """Fit projection and discriminator on normal ``images`` [N,3,H,W]; returns a summary of the fit."""
     torch.manual_seed(cfg.seed)
-    _reset_heads(model)
+    reinitialise(model.pre_projection, model.discriminator)
     rng = np.random.default_rng(cfg.seed)
     model.eval()
     normal = _embed_all(model, images)

@@ -1,0 +1,157 @@
+"""``bench compare``: drift of a device run against the host reference run of the same inputs.
+
+Pairing (DESIGN.md): same model, same checkpoint sha256 per category, same dataset and
+categories, then image by image on ``image_id`` and ``input_sha256``. Different inputs make
+drift meaningless, so pairing refuses and names the first image that differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.data.preprocess import Recipe
+from bench.errors import BadInput, GateFailed
+from bench.metrics.drift import drift_summary
+from bench.paths import results_dir
+from bench.records import RunRecord, load_run
+
+
+def resolve_run(name: str) -> Path:
+    """A run folder, or a run id inside the default results folder."""
+    path = Path(name)
+    if (path / "manifest.json").is_file():
+        return path
+    candidate = results_dir() / name
+    if (candidate / "manifest.json").is_file():
+        return candidate
+    raise BadInput(f"{name}: not a run folder or a run id in {results_dir()}")
+
+
+@dataclass
+class PairedCategory:
+    category: str
+    frame: pd.DataFrame  # image_id, label, score_ref, score_dev
+    excluded: int
+
+
+def _same(what: str, ref: Any, dev: Any) -> None:
+    if ref != dev:
+        raise BadInput(f"runs differ in {what}: reference {ref!r}, device {dev!r}; drift needs the same {what}")
+
+
+def pair(ref: RunRecord, dev: RunRecord) -> list[PairedCategory]:
+    rm, dm = ref.manifest, dev.manifest
+    _same("model", rm["model"]["name"], dm["model"]["name"])
+    _same("dataset", rm["dataset"]["name"], dm["dataset"]["name"])
+    _same("categories", sorted(rm["dataset"]["categories"]), sorted(dm["dataset"]["categories"]))
+    for category in rm["dataset"]["categories"]:
+        _same(f"checkpoint sha256 of '{category}'", rm["model"]["categories"][category]["checkpoint_sha256"],
+              dm["model"]["categories"][category]["checkpoint_sha256"])
+    paired = []
+    for category in rm["dataset"]["categories"]:
+        a = ref.images[ref.images["category"] == category].set_index("image_id")
+        b = dev.images[dev.images["category"] == category].set_index("image_id")
+        only = sorted(set(a.index) ^ set(b.index))
+        if only:
+            side = "reference" if only[0] in a.index else "device"
+            raise BadInput(f"image {only[0]} is only in the {side} run; drift needs the same images")
+        b = b.loc[a.index]
+        differs = a.index[(a["input_sha256"] != b["input_sha256"]) & a["input_sha256"].notna()
+                          & b["input_sha256"].notna()]
+        if len(differs):
+            raise BadInput(f"image {differs[0]}: input_sha256 differs between the runs (the device was fed "
+                           f"other bytes); drift refused")
+        ok = a["error"].isna() & b["error"].isna() & a["score"].notna() & b["score"].notna()
+        frame = pd.DataFrame({"image_id": a.index[ok], "label": a["label"][ok].to_numpy(),
+                              "score_ref": a["score"][ok].to_numpy(), "score_dev": b["score"][ok].to_numpy()})
+        paired.append(PairedCategory(category, frame, int((~ok).sum())))
+    return paired
+
+
+def _maps(run: RunRecord, category: str, ids: list[str]) -> np.ndarray | None:
+    maps = run.maps(category)
+    if not ids or any(i not in maps for i in ids):
+        return None
+    return np.stack([maps[i].astype(np.float32) for i in ids])
+
+
+def compare(ref_path: Path, dev_path: Path, masks: dict[str, dict[str, np.ndarray]] | None = None) -> dict[str, Any]:
+    ref, dev = load_run(ref_path), load_run(dev_path)
+    categories: dict[str, Any] = {}
+    for item in pair(ref, dev):
+        ids = item.frame["image_id"].tolist()
+        labels = item.frame["label"].to_numpy()
+        maps_ref, maps_dev = _maps(ref, item.category, ids), _maps(dev, item.category, ids)
+        cat_masks = None
+        if masks and item.category in masks and maps_ref is not None:
+            cat_masks = np.stack([masks[item.category][i] for i in ids])
+        summary = drift_summary(labels, item.frame["score_ref"].to_numpy(), item.frame["score_dev"].to_numpy(),
+                                maps_ref if cat_masks is not None else None,
+                                maps_dev if cat_masks is not None else None, cat_masks)
+        categories[item.category] = {"images": len(ids), "excluded": item.excluded, **summary}
+    deltas = [c["image"]["delta_points"] for c in categories.values()]
+    return {
+        "reference": {"run_id": ref.run_id, "device": ref.manifest["device"]["profile"],
+                      "emulated": ref.manifest["device"].get("emulated", False)},
+        "device": {"run_id": dev.run_id, "device": dev.manifest["device"]["profile"],
+                   "emulated": dev.manifest["device"].get("emulated", False)},
+        "model": ref.manifest["model"]["name"],
+        "dataset": ref.manifest["dataset"]["name"],
+        "categories": categories,
+        "mean_delta_points": float(np.mean(deltas)),
+        "max_abs_delta_points": float(np.max(np.abs(deltas))),
+    }
+
+
+def masks_for(run: RunRecord) -> dict[str, dict[str, np.ndarray]] | None:
+    """The reference run's masks, re-read from its dataset, for pixel-level drift (None when unavailable)."""
+    from bench.data.datasets import open_dataset
+    from bench.orchestrate import category_masks
+
+    m = run.manifest
+    try:
+        dataset = open_dataset(m["dataset"]["name"], Path(m["dataset"]["root"]))
+        recipe = Recipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in m["model"]["preprocessing"].items()})
+    except (BadInput, KeyError, TypeError):
+        return None
+    out = {}
+    for category in m["dataset"]["categories"]:
+        evaluated = set(run.images.loc[(run.images["category"] == category) & run.images["error"].isna(), "image_id"])
+        cat = category_masks(recipe, dataset.samples(category, "test"), evaluated)
+        if cat is not None:
+            out[category] = cat
+    return out
+
+
+def gate(result: dict[str, Any], max_drift: float | None) -> None:
+    """Exit code 3 when the dataset-level image-AUROC drift exceeds ``max_drift`` points."""
+    if max_drift is not None and abs(result["mean_delta_points"]) > max_drift:
+        raise GateFailed(f"image AUROC drift {result['mean_delta_points']:+.2f} points exceeds the gate of "
+                         f"{max_drift:.2f} ({result['device']['device']} vs {result['reference']['device']}, "
+                         f"{result['model']} on {result['dataset']})")
+
+
+def format_table(result: dict[str, Any]) -> str:
+    head = (f"{result['model']} on {result['dataset']}: {result['device']['device']} ({result['device']['run_id']})"
+            f" vs {result['reference']['device']} ({result['reference']['run_id']})")
+    if result["device"]["emulated"]:
+        head += "  [device numerics emulated on the host]"
+    lines = [head, f"{'category':<14}{'n':>5}{'host':>8}{'device':>8}{'delta':>8}{'95% CI':>18}{'p':>8}"
+                   f"{'spearman':>10}{'flips':>7}{'verdicts':>9}{'pix delta':>10}"]
+    for name, c in result["categories"].items():
+        img = c["image"]
+        pix = c.get("pixel")
+        ci = f"[{img['ci_low_points']:+.2f}, {img['ci_high_points']:+.2f}]"
+        pixel = f"{pix['delta_points']:+.2f}" if pix else "n/a"
+        lines.append(
+            f"{name:<14}{c['images']:>5}{img['auroc_ref'] * 100:>8.2f}{img['auroc_dev'] * 100:>8.2f}"
+            f"{img['delta_points']:>+8.2f}{ci:>18}{img['p_value']:>8.3f}{img['spearman']:>10.4f}"
+            f"{img['flipped_pairs']:>7.3f}{img['verdict_flips']:>9d}{pixel:>10}")
+    lines.append(f"mean image AUROC drift {result['mean_delta_points']:+.3f} points "
+                 f"(max |delta| {result['max_abs_delta_points']:.3f})")
+    return "\n".join(lines)

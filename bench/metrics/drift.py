@@ -1,0 +1,288 @@
+"""Drift of a device run against the host reference run of the same model on the same images.
+
+A device (FP16, INT8, another runtime) never reproduces the host's scores bit for bit. What matters is
+whether the difference changes the accuracy figures, and whether it is larger than the sampling noise
+of the test set. This module answers that at three depths:
+
+* Accuracy: :func:`paired_delong` tests the change in image AUROC with the paired DeLong test
+  (DeLong, DeLong & Clarke-Pearson 1988, Biometrics 44:837). The two runs score the *same* images, so
+  their AUCs are strongly correlated; a paired test is far more sensitive than comparing two
+  independent confidence intervals. It is computed with the O(n log n) mid-rank algorithm of Sun & Xu
+  (2014, IEEE Signal Processing Letters 21:1389), exact with ties.
+* Ranking: :func:`rank_agreement` says how much the order of the images changed (AUROC only sees the
+  order), and :func:`score_error` how far the raw scores moved.
+* Decisions: :func:`verdict_flips` applies the host's operating point to both runs and counts the
+  images whose good/defective verdict changes, which is what a deployed line would notice.
+
+:func:`drift_summary` gathers all of it, plus pixel-level figures when anomaly maps are available,
+as a JSON-ready dict. Scores follow the "higher means more anomalous" convention of
+:mod:`bench.metrics.accuracy`, and inputs are validated the same way (ValueError on NaN scores, one
+class only, or mismatched lengths).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import stats
+
+from bench.metrics.accuracy import _as_scores, _image_inputs, _nan_count, f1_max, pixel_auroc
+
+__all__ = [
+    "DeLongResult",
+    "drift_summary",
+    "paired_delong",
+    "rank_agreement",
+    "score_error",
+    "verdict_flips",
+]
+
+# Pixel maps are ranked on a subsample: a million pixels pin a Spearman correlation to about 1e-3
+# while ranking a full test set (tens of millions of pixels) would take seconds and gigabytes.
+MAX_SPEARMAN_PIXELS = 1_000_000
+_SUBSAMPLE_SEED = 0
+
+
+@dataclass(frozen=True)
+class DeLongResult:
+    """Paired DeLong comparison of two ROC AUCs on the same images (AUCs as fractions, not points)."""
+
+    auc_ref: float
+    auc_dev: float
+    delta: float  # auc_dev - auc_ref
+    ci_low: float  # lower end of the (1 - alpha) confidence interval of delta
+    ci_high: float
+    p_value: float  # two-sided, H0: both runs have the same AUC
+    se: float  # standard error of delta
+
+
+def _paired_scores(scores_ref: ArrayLike, scores_dev: ArrayLike, what: str) -> tuple[NDArray, NDArray]:
+    """Two real arrays of the same shape without NaN (float16 widened like in the accuracy module)."""
+    a = _as_scores(scores_ref, f"{what}: reference values")
+    b = _as_scores(scores_dev, f"{what}: device values")
+    if a.shape != b.shape:
+        raise ValueError(f"{what}: reference and device must have the same shape, got {a.shape} and {b.shape}")
+    n_nan = _nan_count(a) + _nan_count(b)
+    if n_nan:
+        raise ValueError(f"{what}: inputs contain {n_nan} NaN value(s)")
+    return a, b
+
+
+def paired_delong(labels: ArrayLike, scores_ref: ArrayLike, scores_dev: ArrayLike, alpha: float = 0.05,
+                  ) -> DeLongResult:
+    """Paired DeLong test of ``AUC(dev) - AUC(ref)`` on the same labelled images.
+
+    Sun & Xu's formulation: the structural components (the per-image placement values of DeLong) are
+    differences of mid-ranks, so three rankings per run replace the O(m n) pair kernel and ties count
+    one half exactly as in the Mann-Whitney AUC. The AUCs are exact (they equal ``image_auroc``). The
+    variance of the difference is taken from the differences of the components, which equals
+    ``var_ref + var_dev - 2 cov`` of the textbook covariance matrix but cannot go negative by rounding.
+
+    Degenerate case: when the variance of the difference is zero (identical scores, any strictly
+    increasing transform of them, or both runs separating the classes perfectly) there is no evidence
+    of a difference, and the result is delta 0, se 0, CI [0, 0], p_value 1.0. In contrived inputs
+    the variance can also vanish with a non-zero delta (every image's placement moved by the same
+    amount, e.g. two images per class with the order reversed); then se is 0, the CI is [delta, delta]
+    and p_value is 0.0, the limit of the test statistic.
+
+    Raises ValueError for mismatched lengths, NaN scores, non-binary labels, or fewer than two images
+    of either class (the component variances need two of each).
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"paired_delong: alpha must be in (0, 1), got {alpha}")
+    positive, ref = _image_inputs(labels, scores_ref, "paired_delong")
+    _, dev = _image_inputs(labels, scores_dev, "paired_delong")
+    m = int(np.count_nonzero(positive))
+    n = positive.size - m
+    if m < 2 or n < 2:
+        raise ValueError(f"paired_delong needs at least two normal and two anomalous images, got {n} and {m}")
+
+    pos = np.stack([ref[positive], dev[positive]])
+    neg = np.stack([ref[~positive], dev[~positive]])
+    # Mid-rank among all images minus mid-rank within the own class: for an anomalous image, the number
+    # of normal images scoring lower plus half the tied ones (and symmetrically for a normal image).
+    # These are half-integers, so sums and differences below are exact.
+    all_ranks = stats.rankdata(np.concatenate([pos, neg], axis=1), axis=1)
+    place_pos = all_ranks[:, :m] - stats.rankdata(pos, axis=1)
+    place_neg = all_ranks[:, m:] - stats.rankdata(neg, axis=1)
+
+    auc_ref, auc_dev = (float(v) for v in place_pos.sum(axis=1) / (m * n))
+    delta = auc_dev - auc_ref
+    # V10 = place_pos / n and V01 = 1 - place_neg / m; only the ref/dev differences enter the variance.
+    var = (float(np.var(place_pos[1] - place_pos[0], ddof=1)) / (n * n * m)
+           + float(np.var(place_neg[1] - place_neg[0], ddof=1)) / (m * m * n))
+    if var <= 0.0:
+        return DeLongResult(auc_ref, auc_dev, delta, delta, delta, 1.0 if delta == 0.0 else 0.0, 0.0)
+    se = math.sqrt(var)
+    p_value = float(min(1.0, 2.0 * stats.norm.sf(abs(delta) / se)))
+    half = float(stats.norm.isf(alpha / 2.0)) * se
+    return DeLongResult(auc_ref, auc_dev, delta, delta - half, delta + half, p_value, se)
+
+
+def _tied_pairs(values: NDArray) -> int:
+    """Number of pairs with equal values (rows compared whole for 2-D input)."""
+    if values.ndim == 1:
+        _, counts = np.unique(values, return_counts=True)
+    else:
+        _, counts = np.unique(values, axis=0, return_counts=True)
+    counts = counts.astype(np.int64)
+    return int(np.sum(counts * (counts - 1) // 2))
+
+
+def _strict_inversions(ranks: NDArray[np.int64]) -> int:
+    """Pairs i < j with ranks[i] > ranks[j], for non-negative integer ranks, in O(n log^2 n) numpy.
+
+    Such a pair is decided at the highest bit where the two ranks differ: both share the prefix above
+    it, the earlier one has the bit set and the later one not. For every bit the sequence is grouped
+    by that prefix (a stable sort keeps sequence order inside a group), and each element with the bit
+    clear counts the elements with the bit set before it in its group. Equal ranks are never counted.
+    """
+    total = 0
+    for bit in range(int(ranks.max(initial=0)).bit_length()):
+        prefix = ranks >> (bit + 1)
+        order = np.argsort(prefix, kind="stable")
+        prefix_sorted = prefix[order]
+        is_set = ((ranks[order] >> bit) & 1).astype(np.int64)
+        set_before = np.cumsum(is_set) - is_set
+        starts = np.flatnonzero(np.concatenate(([True], prefix_sorted[1:] != prefix_sorted[:-1])))
+        sizes = np.diff(np.append(starts, ranks.size))
+        set_before -= np.repeat(set_before[starts], sizes)
+        total += int(set_before[is_set == 0].sum())
+    return total
+
+
+def _discordant_pairs(x: NDArray, y: NDArray) -> int:
+    """Pairs ordered one way by ``x`` and strictly the other way by ``y`` (ties in either never count).
+
+    Sorted by x, then by y inside ties of x, a discordant pair is exactly a strict inversion of y.
+    """
+    order = np.lexsort((y, x))
+    _, dense = np.unique(y[order], return_inverse=True)
+    return _strict_inversions(dense.ravel().astype(np.int64))
+
+
+def _correlation(kind: str, x: NDArray, y: NDArray) -> float:
+    """Spearman or Kendall tau-b, NaN (without scipy's warning) when either input is constant."""
+    if x.size < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.spearmanr(x, y) if kind == "spearman" else stats.kendalltau(x, y, variant="b")
+    return float(result.statistic)
+
+
+def rank_agreement(scores_ref: ArrayLike, scores_dev: ArrayLike) -> dict[str, float]:
+    """How much the device reorders the images: Spearman, Kendall tau-b and the share of flipped pairs.
+
+    AUROC depends only on the order of the scores, so a device that keeps the order keeps the AUROC
+    whatever its numeric error. ``flipped_pairs`` is the number of discordant pairs divided by the
+    pairs tied in neither run (pairs tied in one run have no order to flip), counted in O(n log^2 n).
+    All three are NaN when undefined: fewer than two images, a constant run, or no untied pair.
+    """
+    x, y = _paired_scores(scores_ref, scores_dev, "rank_agreement")
+    if x.ndim != 1:
+        raise ValueError(f"rank_agreement: scores must be 1-D, got shape {x.shape}")
+    n = x.size
+    untied = n * (n - 1) // 2 - _tied_pairs(x) - _tied_pairs(y) + _tied_pairs(np.stack([x, y], axis=1))
+    flipped = _discordant_pairs(x, y) / untied if untied else math.nan
+    return {"spearman": _correlation("spearman", x, y), "kendall": _correlation("kendall", x, y),
+            "flipped_pairs": float(flipped)}
+
+
+def score_error(scores_ref: ArrayLike, scores_dev: ArrayLike) -> dict[str, float]:
+    """Largest and mean absolute difference, in float64 so integer or float16 inputs cannot overflow.
+
+    Works on arrays of any (equal) shape, so it serves image scores and anomaly maps alike.
+    """
+    a, b = _paired_scores(scores_ref, scores_dev, "score_error")
+    if a.size == 0:
+        raise ValueError("score_error: inputs are empty")
+    diff = np.abs(np.subtract(a, b, dtype=np.float64))
+    return {"max_abs": float(diff.max()), "mean_abs": float(diff.mean())}
+
+
+def verdict_flips(labels: ArrayLike, scores_ref: ArrayLike, scores_dev: ArrayLike) -> dict[str, Any]:
+    """Images whose verdict changes when the host's F1-max threshold is applied to both runs.
+
+    A deployment calibrates its threshold on the host and ships it with the model, so the device is
+    judged at the host's operating point (anomalous when ``score >= threshold``), not at its own best
+    one. Returns ``count`` (int), ``share`` of all images, and the ``threshold``.
+    """
+    ref = _image_inputs(labels, scores_ref, "verdict_flips")[1]
+    dev = _image_inputs(labels, scores_dev, "verdict_flips")[1]
+    threshold = f1_max(labels, ref).threshold
+    count = int(np.count_nonzero((ref >= threshold) != (dev >= threshold)))
+    return {"count": count, "share": count / ref.size, "threshold": threshold}
+
+
+def _pixel_level(maps_ref: ArrayLike, maps_dev: ArrayLike, masks: ArrayLike | None, n_images: int,
+                 ) -> dict[str, Any]:
+    a, b = _paired_scores(maps_ref, maps_dev, "drift_summary: maps")
+    if a.ndim < 2 or a.shape[0] != n_images:
+        raise ValueError(f"drift_summary: maps must be a stack of one map per image ({n_images}), got shape {a.shape}")
+    out: dict[str, Any] = {"auroc_ref": None, "auroc_dev": None, "delta_points": None}
+    if masks is None:
+        out["note"] = "no masks: pixel AUROC not available"
+    else:
+        try:
+            auroc_ref, auroc_dev = pixel_auroc(masks, a), pixel_auroc(masks, b)
+        except ValueError as exc:
+            out["note"] = f"pixel AUROC not available: {exc}"
+        else:
+            out.update(auroc_ref=auroc_ref, auroc_dev=auroc_dev, delta_points=(auroc_dev - auroc_ref) * 100.0)
+    error = score_error(a, b)
+    flat_a, flat_b = a.reshape(-1), b.reshape(-1)
+    if flat_a.size > MAX_SPEARMAN_PIXELS:
+        picked = np.sort(np.random.default_rng(_SUBSAMPLE_SEED).choice(flat_a.size, MAX_SPEARMAN_PIXELS,
+                                                                       replace=False))
+        flat_a, flat_b = flat_a[picked], flat_b[picked]
+    out.update(max_abs_error=error["max_abs"], mean_abs_error=error["mean_abs"],
+               spearman=_correlation("spearman", flat_a, flat_b), spearman_pixels=int(flat_a.size))
+    return out
+
+
+def drift_summary(labels: ArrayLike, scores_ref: ArrayLike, scores_dev: ArrayLike, maps_ref: ArrayLike | None = None,
+                  maps_dev: ArrayLike | None = None, masks: ArrayLike | None = None) -> dict[str, Any]:
+    """All drift figures of one category as a JSON-ready dict: ``{"image": {...}, "pixel": {...} | None}``.
+
+    Image level: ``auroc_ref``/``auroc_dev`` (fractions); ``delta_points``, ``ci_low_points``,
+    ``ci_high_points`` and ``se_points`` (AUROC points, i.e. x100, 95 % CI from :func:`paired_delong`);
+    ``p_value``; ``spearman``, ``kendall``, ``flipped_pairs``; ``max_abs_error``, ``mean_abs_error``;
+    ``verdict_flips`` (int), ``verdict_flip_share`` and ``verdict_threshold``.
+
+    Pixel level, only when maps are given for both runs (one map per image, same order as ``labels``):
+    ``auroc_ref``, ``auroc_dev``, ``delta_points`` (None, with a ``note``, without masks or when the
+    masks hold one class only); ``max_abs_error``, ``mean_abs_error`` over all pixels; ``spearman`` of
+    the flattened maps on a fixed-seed subsample of at most ``MAX_SPEARMAN_PIXELS`` pixels and
+    ``spearman_pixels``, the number used. There is no DeLong test at pixel level on purpose: the
+    pixels of one image, and neighbouring pixels above all, are strongly dependent, so a test that
+    treats them as independent samples would report absurdly small p-values.
+    """
+    if (maps_ref is None) != (maps_dev is None):
+        raise ValueError("drift_summary: pixel drift needs the maps of both runs, got only one")
+    delong = paired_delong(labels, scores_ref, scores_dev)
+    ranks = rank_agreement(scores_ref, scores_dev)
+    error = score_error(scores_ref, scores_dev)
+    verdicts = verdict_flips(labels, scores_ref, scores_dev)
+    image = {
+        "auroc_ref": delong.auc_ref,
+        "auroc_dev": delong.auc_dev,
+        "delta_points": delong.delta * 100.0,
+        "ci_low_points": delong.ci_low * 100.0,
+        "ci_high_points": delong.ci_high * 100.0,
+        "se_points": delong.se * 100.0,
+        "p_value": delong.p_value,
+        **ranks,
+        "max_abs_error": error["max_abs"],
+        "mean_abs_error": error["mean_abs"],
+        "verdict_flips": verdicts["count"],
+        "verdict_flip_share": verdicts["share"],
+        "verdict_threshold": verdicts["threshold"],
+    }
+    pixel = None if maps_ref is None else _pixel_level(maps_ref, maps_dev, masks, len(np.asarray(labels)))
+    return {"image": image, "pixel": pixel}

@@ -1,0 +1,113 @@
+"""``bench compare``: pairing rules, the drift table, and the gate's exit code 3."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.cli import main
+from bench.comparison import compare, pair
+from bench.errors import BadInput
+from bench.records import RunWriter, load_run
+
+
+def make_run(root: Path, run_id: str, scores: np.ndarray, labels: np.ndarray, device: str = "host",
+             sha: str = "c" * 64, inputs: list[str] | None = None, maps: np.ndarray | None = None) -> Path:
+    ids = [f"cat/test/{i:03d}.png" for i in range(len(scores))]
+    manifest = {
+        "command": "test", "device": {"profile": device, "kind": device, "emulated": False},
+        "model": {"name": "tinyglass", "categories": {"cat": {"checkpoint_sha256": sha}}},
+        "dataset": {"name": "mvtec", "root": str(root), "categories": ["cat"]},
+    }
+    writer = RunWriter.create(root, manifest, run_id)
+    for i, image_id in enumerate(ids):
+        if maps is not None:
+            writer.save_map("cat", image_id, maps[i])
+        writer.append("images", [{"image_id": image_id, "category": "cat", "defect_type": "x", "label": int(labels[i]),
+                                  "input_sha256": (inputs or ids)[i], "score": float(scores[i]), "error": None}])
+    writer.finish("complete", {})
+    return root / run_id
+
+
+@pytest.fixture
+def data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 60 + [1] * 40)
+    scores = rng.normal(0, 1, 100) + 1.5 * labels
+    return labels, scores
+
+
+def test_identical_runs_have_no_drift(tmp_path: Path, data: tuple) -> None:
+    labels, scores = data
+    ref = make_run(tmp_path, "ref", scores, labels)
+    dev = make_run(tmp_path, "dev", scores, labels, device="jetson")
+    result = compare(ref, dev)
+    img = result["categories"]["cat"]["image"]
+    assert img["delta_points"] == 0.0 and img["p_value"] == 1.0 and img["verdict_flips"] == 0
+    assert result["mean_delta_points"] == 0.0
+
+
+def test_degraded_device_is_detected_and_gated(tmp_path: Path, data: tuple, capsys: pytest.CaptureFixture) -> None:
+    labels, scores = data
+    noisy = scores + np.random.default_rng(1).normal(0, 1.5, scores.size)
+    ref = make_run(tmp_path, "ref", scores, labels)
+    dev = make_run(tmp_path, "dev", noisy, labels, device="jetson")
+    result = compare(ref, dev)
+    img = result["categories"]["cat"]["image"]
+    assert img["delta_points"] < -2 and img["ci_low_points"] < img["delta_points"] < img["ci_high_points"]
+    assert main(["compare", str(ref), str(dev), "--no-pixel", "--max-drift", "0.2"]) == 3
+    captured = capsys.readouterr()
+    assert "cat" in captured.out and "exceeds the gate of 0.20" in captured.err
+    assert main(["compare", str(ref), str(dev), "--no-pixel", "--max-drift", "50"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(ref), str(dev), "--no-pixel", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["categories"]["cat"]["images"] == 100
+
+
+def test_different_inputs_are_refused_naming_the_image(tmp_path: Path, data: tuple) -> None:
+    labels, scores = data
+    ids = [f"cat/test/{i:03d}.png" for i in range(100)]
+    other = list(ids)
+    other[7] = "different bytes"
+    ref = make_run(tmp_path, "ref", scores, labels, inputs=ids)
+    dev = make_run(tmp_path, "dev", scores, labels, inputs=other)
+    with pytest.raises(BadInput, match=r"image cat/test/007\.png: input_sha256 differs"):
+        pair(load_run(ref), load_run(dev))
+
+
+def test_different_checkpoint_is_refused(tmp_path: Path, data: tuple) -> None:
+    labels, scores = data
+    ref = make_run(tmp_path, "ref", scores, labels)
+    dev = make_run(tmp_path, "dev", scores, labels, sha="d" * 64)
+    with pytest.raises(BadInput, match="checkpoint sha256 of 'cat'"):
+        compare(ref, dev)
+
+
+def test_missing_image_is_named(tmp_path: Path, data: tuple) -> None:
+    labels, scores = data
+    ref = make_run(tmp_path, "ref", scores, labels)
+    dev = make_run(tmp_path, "dev", scores[:-1], labels[:-1])
+    with pytest.raises(BadInput, match=r"image cat/test/099\.png is only in the reference run"):
+        compare(ref, dev)
+
+
+def test_pixel_level_drift_with_maps_and_masks(tmp_path: Path, data: tuple) -> None:
+    labels, scores = data
+    rng = np.random.default_rng(2)
+    masks = np.zeros((100, 8, 8), dtype=bool)
+    masks[labels == 1, 2:5, 2:5] = True
+    maps = (rng.random((100, 8, 8)) + masks).astype(np.float16)
+    ref = make_run(tmp_path, "ref", scores, labels, maps=maps)
+    dev = make_run(tmp_path, "dev", scores, labels, maps=(maps + 0.01).astype(np.float16))
+    ids = [f"cat/test/{i:03d}.png" for i in range(100)]
+    result = compare(ref, dev, {"cat": dict(zip(ids, masks, strict=True))})
+    pixel = result["categories"]["cat"]["pixel"]
+    assert pixel["delta_points"] == pytest.approx(0.0, abs=0.5) and pixel["max_abs_error"] > 0
+
+
+def test_compare_unknown_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["compare", str(tmp_path / "nope"), str(tmp_path / "nada")]) == 2
+    assert "not a run folder" in capsys.readouterr().err

@@ -1,0 +1,277 @@
+"""Tests for bench.metrics.drift against scipy, scikit-learn and straightforward O(n^2) references."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.metrics import roc_auc_score
+
+from bench.metrics.accuracy import f1_max, image_auroc, pixel_auroc
+from bench.metrics.drift import (
+    DeLongResult,
+    drift_summary,
+    paired_delong,
+    rank_agreement,
+    score_error,
+    verdict_flips,
+)
+
+TOL = 1e-10
+
+
+def _reference_delong(labels: np.ndarray, scores_ref: np.ndarray, scores_dev: np.ndarray,
+                      ) -> tuple[float, float, float, float]:
+    """Textbook DeLong: Mann-Whitney kernel, structural components, covariance matrix, normal z-test.
+
+    Returns (auc_ref, auc_dev, se of the difference, two-sided p-value).
+    """
+    y = labels.astype(bool)
+    m, n = int(y.sum()), int((~y).sum())
+    aucs, v10, v01 = [], [], []
+    for scores in (scores_ref, scores_dev):
+        x_pos, x_neg = scores[y], scores[~y]
+        psi = (x_pos[:, None] > x_neg[None, :]) + 0.5 * (x_pos[:, None] == x_neg[None, :])
+        aucs.append(psi.mean())
+        v10.append(psi.mean(axis=1))
+        v01.append(psi.mean(axis=0))
+    s = np.cov(np.array(v10)) / m + np.cov(np.array(v01)) / n
+    contrast = np.array([-1.0, 1.0])
+    se = math.sqrt(contrast @ s @ contrast)
+    p = 2.0 * stats.norm.sf(abs(aucs[1] - aucs[0]) / se)
+    return float(aucs[0]), float(aucs[1]), se, float(p)
+
+
+def _random_pair(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels with at least two per class, a reference run and a perturbed device run, both with ties."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(6, 250))
+    labels = rng.random(n) < rng.uniform(0.1, 0.9)
+    labels[:2], labels[2:4] = True, False
+    rng.shuffle(labels)
+    ref = rng.normal(size=n) + rng.uniform(0.0, 2.0) * labels
+    dev = ref + rng.normal(scale=rng.uniform(0.01, 1.0), size=n)
+    decimals = int(rng.integers(0, 3))
+    return labels.astype(int), np.round(ref, decimals), np.round(dev, decimals)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_paired_delong_matches_reference(seed: int) -> None:
+    labels, ref, dev = _random_pair(seed)
+    result = paired_delong(labels, ref, dev)
+    auc_ref, auc_dev, se, p = _reference_delong(labels, ref, dev)
+    assert isinstance(result, DeLongResult)
+    assert result.auc_ref == pytest.approx(auc_ref, abs=TOL)
+    assert result.auc_dev == pytest.approx(auc_dev, abs=TOL)
+    assert result.auc_ref == pytest.approx(roc_auc_score(labels, ref), abs=TOL)
+    assert result.auc_dev == pytest.approx(roc_auc_score(labels, dev), abs=TOL)
+    assert result.auc_ref == image_auroc(labels, ref)
+    assert result.delta == pytest.approx(auc_dev - auc_ref, abs=TOL)
+    assert se > 0
+    assert result.se == pytest.approx(se, abs=TOL)
+    assert result.p_value == pytest.approx(p, abs=TOL)
+
+
+def test_paired_delong_ci_contains_delta_and_is_symmetric() -> None:
+    labels, ref, dev = _random_pair(7)
+    result = paired_delong(labels, ref, dev)
+    assert result.se > 0
+    assert result.ci_low < result.delta < result.ci_high
+    assert result.ci_high - result.delta == pytest.approx(result.delta - result.ci_low, abs=1e-12)
+    assert result.ci_high - result.delta == pytest.approx(stats.norm.ppf(0.975) * result.se, abs=1e-12)
+    wider = paired_delong(labels, ref, dev, alpha=0.01)
+    assert wider.ci_high - wider.ci_low > result.ci_high - result.ci_low
+
+
+def test_paired_delong_identical_scores() -> None:
+    labels, ref, _ = _random_pair(3)
+    for dev in (ref.copy(), ref * 2.0 + 5.0):
+        result = paired_delong(labels, ref, dev)
+        assert (result.delta, result.se, result.ci_low, result.ci_high, result.p_value) == (0.0, 0.0, 0.0, 0.0, 1.0)
+
+
+def test_paired_delong_both_perfect_is_degenerate() -> None:
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    result = paired_delong(labels, [0.1, 0.2, 0.3, 0.7, 0.8, 0.9], [0.3, 0.1, 0.2, 0.9, 0.95, 0.7])
+    assert (result.auc_ref, result.auc_dev, result.p_value, result.se) == (1.0, 1.0, 1.0, 0.0)
+
+
+def test_paired_delong_zero_variance_with_a_difference() -> None:
+    # Every image's placement moves by the same amount: no variance, yet the order of the classes flips.
+    result = paired_delong([0, 0, 1, 1], [1.0, 2.0, 3.0, 4.0], [3.0, 4.0, 1.0, 2.0])
+    assert (result.auc_ref, result.auc_dev, result.delta) == (1.0, 0.0, -1.0)
+    assert (result.se, result.ci_low, result.ci_high, result.p_value) == (0.0, -1.0, -1.0, 0.0)
+
+
+def test_paired_delong_detects_a_degraded_device() -> None:
+    rng = np.random.default_rng(11)
+    labels = (rng.random(2000) < 0.4).astype(int)
+    ref = rng.normal(size=labels.size) + 2.0 * labels
+    dev = ref + rng.normal(scale=1.5, size=labels.size)
+    result = paired_delong(labels, ref, dev)
+    assert result.delta < 0
+    assert result.p_value < 0.05
+    assert result.ci_high < 0
+
+
+def test_paired_delong_small_noise_is_not_significant() -> None:
+    rng = np.random.default_rng(12)
+    labels = (rng.random(300) < 0.5).astype(int)
+    ref = rng.normal(size=labels.size) + 1.0 * labels
+    result = paired_delong(labels, ref, ref + rng.normal(scale=1e-3, size=labels.size))
+    assert result.p_value > 0.05
+    assert result.ci_low < 0 < result.ci_high or result.delta == 0.0
+
+
+def test_paired_delong_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="normal and anomalous"):
+        paired_delong([1, 1, 1], [0.1, 0.2, 0.3], [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="same length"):
+        paired_delong([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="at least two"):
+        paired_delong([0, 0, 1], [0.1, 0.2, 0.3], [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="alpha"):
+        paired_delong([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4], alpha=1.5)
+
+
+def _brute_flipped(x: np.ndarray, y: np.ndarray) -> float:
+    discordant = untied = 0
+    for i in range(x.size):
+        for j in range(i + 1, x.size):
+            dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+            if dx and dy:
+                untied += 1
+                discordant += dx != dy
+    return discordant / untied
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_rank_agreement_matches_scipy_and_brute_force(seed: int) -> None:
+    _, ref, dev = _random_pair(seed)
+    result = rank_agreement(ref, dev)
+    assert set(result) == {"spearman", "kendall", "flipped_pairs"}
+    assert result["spearman"] == pytest.approx(stats.spearmanr(ref, dev).statistic, abs=1e-12)
+    assert result["kendall"] == pytest.approx(stats.kendalltau(ref, dev).statistic, abs=1e-12)
+    assert result["flipped_pairs"] == pytest.approx(_brute_flipped(ref, dev), abs=1e-15)
+
+
+def test_rank_agreement_extremes() -> None:
+    x = np.arange(10.0)
+    assert rank_agreement(x, x) == {"spearman": pytest.approx(1.0), "kendall": pytest.approx(1.0), "flipped_pairs": 0.0}
+    reverse = rank_agreement(x, -x)
+    assert reverse["flipped_pairs"] == 1.0
+    assert reverse["spearman"] == pytest.approx(-1.0)
+    constant = rank_agreement(x, np.zeros(10))
+    assert all(math.isnan(v) for v in constant.values())
+
+
+def test_rank_agreement_large_input_is_exact() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 50, size=3000)
+    y = x + rng.integers(-5, 6, size=x.size)
+    flipped = rank_agreement(x, y)["flipped_pairs"]
+    tau = stats.kendalltau(x, y)
+    # With C + D = untied pairs, tau-b fixes D: cross-check the count on a size too large for the loop.
+    pairs = x.size * (x.size - 1) // 2
+
+    def tied(v: np.ndarray) -> int:
+        counts = np.unique(v, axis=0, return_counts=True)[1]
+        return int(np.sum(counts * (counts - 1) // 2))
+
+    n1, n2, n3 = tied(x), tied(y), tied(np.stack([x, y], axis=1))
+    untied = pairs - n1 - n2 + n3
+    discordant = (untied - tau.statistic * math.sqrt((pairs - n1) * (pairs - n2))) / 2
+    assert flipped == pytest.approx(discordant / untied, rel=1e-9)
+
+
+def test_score_error() -> None:
+    result = score_error([1.0, 2.0, 3.0], [1.5, 2.0, 1.0])
+    assert result == {"max_abs": 2.0, "mean_abs": pytest.approx(2.5 / 3)}
+    assert score_error(np.array([0], dtype=np.uint8), np.array([255], dtype=np.uint8))["max_abs"] == 255.0
+    with pytest.raises(ValueError, match="same shape"):
+        score_error([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="NaN"):
+        score_error([1.0, np.nan], [1.0, 2.0])
+
+
+def test_verdict_flips_by_hand() -> None:
+    labels = [0, 0, 0, 1, 1, 1]
+    ref = [0.1, 0.2, 0.6, 0.5, 0.7, 0.9]
+    # Host F1-max: threshold 0.5 flags {0.6, 0.5, 0.7, 0.9}: TP 3, FP 1, F1 = 6/7; 0.7 gives 4/5 only.
+    assert f1_max(labels, ref).threshold == 0.5
+    dev = [0.55, 0.2, 0.45, 0.5, 0.69, 0.9]  # image 0 turns anomalous, image 2 turns normal
+    result = verdict_flips(labels, ref, dev)
+    assert result == {"count": 2, "share": pytest.approx(2 / 6), "threshold": 0.5}
+    assert verdict_flips(labels, ref, ref)["count"] == 0
+
+
+def _maps_case() -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(2)
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    masks = np.zeros((6, 8, 8), dtype=np.uint8)
+    masks[3, 2:4, 2:5] = 1
+    masks[4, 5:7, 1:3] = 1
+    masks[5, 0:3, 6:8] = 1
+    maps_ref = (rng.random(masks.shape) + 1.5 * masks).astype(np.float32)
+    maps_dev = (maps_ref + rng.normal(scale=0.2, size=masks.shape)).astype(np.float16)
+    scores_ref = maps_ref.reshape(6, -1).max(axis=1)
+    scores_dev = maps_dev.reshape(6, -1).max(axis=1).astype(np.float32)
+    return labels, scores_ref, scores_dev, maps_ref, maps_dev, masks
+
+
+def test_drift_summary_with_maps() -> None:
+    labels, scores_ref, scores_dev, maps_ref, maps_dev, masks = _maps_case()
+    summary = drift_summary(labels, scores_ref, scores_dev, maps_ref, maps_dev, masks)
+    json.dumps(summary, allow_nan=False)
+
+    image = summary["image"]
+    delong = paired_delong(labels, scores_ref, scores_dev)
+    assert image["auroc_ref"] == delong.auc_ref
+    assert image["delta_points"] == pytest.approx(100 * delong.delta)
+    assert image["ci_low_points"] == pytest.approx(100 * delong.ci_low)
+    assert image["ci_high_points"] == pytest.approx(100 * delong.ci_high)
+    assert image["p_value"] == delong.p_value
+    assert image["spearman"] == pytest.approx(stats.spearmanr(scores_ref, scores_dev).statistic)
+    assert image["max_abs_error"] == pytest.approx(np.abs(scores_ref.astype(float) - scores_dev).max())
+    assert isinstance(image["verdict_flips"], int)
+    assert image["verdict_threshold"] == f1_max(labels, scores_ref).threshold
+
+    pixel = summary["pixel"]
+    auroc_ref, auroc_dev = pixel_auroc(masks, maps_ref), pixel_auroc(masks, maps_dev)
+    assert pixel["auroc_ref"] == auroc_ref
+    assert pixel["auroc_dev"] == auroc_dev
+    assert pixel["delta_points"] == pytest.approx(100 * (auroc_dev - auroc_ref))
+    diff = np.abs(maps_ref.astype(np.float64) - maps_dev.astype(np.float64))
+    assert pixel["max_abs_error"] == pytest.approx(diff.max())
+    assert pixel["mean_abs_error"] == pytest.approx(diff.mean())
+    assert pixel["spearman"] == pytest.approx(stats.spearmanr(maps_ref.ravel(), maps_dev.ravel()).statistic)
+    assert pixel["spearman_pixels"] == maps_ref.size
+    for value in [*image.values(), *pixel.values()]:
+        assert type(value) in (float, int)
+
+
+def test_drift_summary_without_maps_or_masks() -> None:
+    labels, scores_ref, scores_dev, maps_ref, maps_dev, _ = _maps_case()
+    assert drift_summary(labels, scores_ref, scores_dev)["pixel"] is None
+    pixel = drift_summary(labels, scores_ref, scores_dev, maps_ref, maps_dev)["pixel"]
+    assert pixel["auroc_ref"] is None and pixel["delta_points"] is None and "note" in pixel
+    assert pixel["max_abs_error"] > 0
+    with pytest.raises(ValueError, match="both runs"):
+        drift_summary(labels, scores_ref, scores_dev, maps_ref, None)
+    with pytest.raises(ValueError, match="one map per image"):
+        drift_summary(labels, scores_ref, scores_dev, maps_ref[:5], maps_dev[:5])
+
+
+def test_drift_summary_subsamples_large_maps_deterministically(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.metrics.drift as drift
+
+    monkeypatch.setattr(drift, "MAX_SPEARMAN_PIXELS", 100)
+    labels, scores_ref, scores_dev, maps_ref, maps_dev, masks = _maps_case()
+    first = drift_summary(labels, scores_ref, scores_dev, maps_ref, maps_dev, masks)["pixel"]
+    second = drift_summary(labels, scores_ref, scores_dev, maps_ref, maps_dev, masks)["pixel"]
+    assert first["spearman_pixels"] == 100
+    assert first["spearman"] == second["spearman"]
+    assert 0.5 < first["spearman"] <= 1.0
