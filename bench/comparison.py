@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from bench.data.preprocess import Recipe
 from bench.errors import BadInput, GateFailed
@@ -95,6 +96,14 @@ def compare(ref_path: Path, dev_path: Path, masks: dict[str, dict[str, np.ndarra
                                 maps_dev if cat_masks is not None else None, cat_masks)
         categories[item.category] = {"images": len(ids), "excluded": item.excluded, **summary}
     deltas = [c["image"]["delta_points"] for c in categories.values()]
+    # The dataset figure is the mean over categories; categories hold disjoint images, so the
+    # variance of the mean delta is the sum of the per-category DeLong variances over K^2.
+    se = float(np.sqrt(sum(c["image"]["se_points"] ** 2 for c in categories.values()))) / len(deltas)
+    mean = float(np.mean(deltas))
+    z = stats.norm.ppf(0.975)
+    dataset = {"delta_points": mean, "ci_low_points": mean - z * se, "ci_high_points": mean + z * se,
+               "se_points": se, "p_value": float(2 * stats.norm.sf(abs(mean) / se)) if se > 0 else (
+                   1.0 if mean == 0 else 0.0)}
     return {
         "reference": {"run_id": ref.run_id, "device": ref.manifest["device"]["profile"],
                       "emulated": ref.manifest["device"].get("emulated", False)},
@@ -103,7 +112,8 @@ def compare(ref_path: Path, dev_path: Path, masks: dict[str, dict[str, np.ndarra
         "model": ref.manifest["model"]["name"],
         "dataset": ref.manifest["dataset"]["name"],
         "categories": categories,
-        "mean_delta_points": float(np.mean(deltas)),
+        "mean_delta_points": mean,
+        "dataset_drift": dataset,
         "max_abs_delta_points": float(np.max(np.abs(deltas))),
     }
 
@@ -152,6 +162,8 @@ def format_table(result: dict[str, Any]) -> str:
             f"{name:<14}{c['images']:>5}{img['auroc_ref'] * 100:>8.2f}{img['auroc_dev'] * 100:>8.2f}"
             f"{img['delta_points']:>+8.2f}{ci:>18}{img['p_value']:>8.3f}{img['spearman']:>10.4f}"
             f"{img['flipped_pairs']:>7.3f}{img['verdict_flips']:>9d}{pixel:>10}")
-    lines.append(f"mean image AUROC drift {result['mean_delta_points']:+.3f} points "
+    d = result["dataset_drift"]
+    lines.append(f"dataset (mean over categories): image AUROC drift {d['delta_points']:+.3f} points, 95% CI "
+                 f"[{d['ci_low_points']:+.3f}, {d['ci_high_points']:+.3f}], p {d['p_value']:.3f} "
                  f"(max |delta| {result['max_abs_delta_points']:.3f})")
     return "\n".join(lines)

@@ -58,6 +58,10 @@ def test_degraded_device_is_detected_and_gated(tmp_path: Path, data: tuple, caps
     result = compare(ref, dev)
     img = result["categories"]["cat"]["image"]
     assert img["delta_points"] < -2 and img["ci_low_points"] < img["delta_points"] < img["ci_high_points"]
+    dataset = result["dataset_drift"]  # one category: the dataset figures are that category's
+    assert dataset["delta_points"] == pytest.approx(img["delta_points"])
+    assert dataset["ci_low_points"] == pytest.approx(img["ci_low_points"])
+    assert dataset["p_value"] == pytest.approx(img["p_value"])
     assert main(["compare", str(ref), str(dev), "--no-pixel", "--max-drift", "0.2"]) == 3
     captured = capsys.readouterr()
     assert "cat" in captured.out and "exceeds the gate of 0.20" in captured.err
