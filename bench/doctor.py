@@ -1,4 +1,8 @@
-"""``bench doctor``: for every device profile, whether it can run here and exactly what is missing."""
+"""``bench doctor``: for every device profile, whether it can run here and exactly what is missing.
+
+Each profile gets a row for its adapter (and power meter) and, when it has an emulation
+section, one for running its numerics on this host.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,9 @@ import importlib.util
 from typing import Any
 
 from bench.devices.profiles import load_profile, profile_names
-from bench.devices.registry import adapter_class
+from bench.devices.registry import create_device
 from bench.errors import BenchError
-from bench.power import meter_name
+from bench.power import check_meter, meter_name
 
 
 def _export_status() -> tuple[bool, str]:
@@ -18,17 +22,31 @@ def _export_status() -> tuple[bool, str]:
     return True, "ok"
 
 
+def _check(check: str, probe: Any) -> dict[str, Any]:
+    try:
+        ok, reason = probe()
+    except BenchError as exc:
+        ok, reason = False, str(exc)
+    return {"check": check, "ok": ok, "reason": reason}
+
+
 def diagnose() -> list[dict[str, Any]]:
-    rows = []
-    export_ok, export_reason = _export_status()
-    rows.append({"check": "export (host side)", "ok": export_ok, "reason": export_reason})
+    rows = [_check("export (host side)", _export_status)]
     for name in profile_names():
         try:
             profile = load_profile(name)
-            cls = adapter_class(profile.kind)
-            meter_name(profile.power)
-            ok, reason = cls.availability()
         except BenchError as exc:
-            ok, reason = False, str(exc)
-        rows.append({"check": f"device {name}", "ok": ok, "reason": reason})
+            rows.append({"check": f"device {name}", "ok": False, "reason": str(exc)})
+            continue
+
+        def device_status(profile: Any = profile) -> tuple[bool, str]:
+            ok, reason = create_device(profile).availability()
+            if ok and meter_name(profile.power) != "none":
+                meter_ok, meter_reason = check_meter(profile.power)
+                return meter_ok, f"{reason}; power: {meter_reason}"
+            return ok, reason
+
+        rows.append(_check(f"device {name}", device_status))
+        if profile.emulation:
+            rows.append(_check(f"emulate {name}", lambda p=profile: create_device(p, emulate=True).availability()))
     return rows

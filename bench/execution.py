@@ -19,6 +19,7 @@ from bench.data.loader import InputLoader
 from bench.devices.base import Device
 from bench.errors import BenchError
 from bench.metrics.summary import summarize
+from bench.power import MeterUnavailable, PowerMeter, open_meter, rate_hz
 from bench.records import RunWriter, load_run
 from bench.runner import CategoryJob, Measurement, Runner
 
@@ -44,22 +45,47 @@ def terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _meter(device: Device, writer: RunWriter) -> PowerMeter | None:
+    """The profile's live meter; one that cannot be opened is recorded as unavailable and the run goes on
+    (accuracy and latency stay valid, energy says why it is missing)."""
+    try:
+        return open_meter(device.profile.power)
+    except MeterUnavailable as exc:
+        writer.update(measurement={**writer.manifest.get("measurement", {}), "power_status": "unavailable",
+                                   "power_reason": str(exc)})
+        return None
+
+
 def execute_jobs(device: Device, writer: RunWriter, jobs: list[CategoryJob], loader: InputLoader,
                  postprocess: dict[str, Any], measurement: Measurement, artifact_root: Path,
                  masks: MasksFn, done: set[str] | None = None, gmac: float | None = None) -> Path:
     """Run every job into ``writer`` and finish the record; returns the run folder."""
-    runner = Runner(device, writer, loader, postprocess, measurement, artifact_root)
+    meter = None if device.emulated else _meter(device, writer)
+    runner = Runner(device, writer, loader, postprocess, measurement, artifact_root, meter,
+                    rate_hz(device.profile.power))
     resume_hint = f"resume with --resume {writer.run_dir.name}"
+    try:
+        _run_and_finish(runner, writer, jobs, done, masks, gmac, resume_hint)
+    finally:
+        if meter is not None:
+            meter.close()
+    return writer.run_dir
+
+
+def _run_and_finish(runner: Runner, writer: RunWriter, jobs: list[CategoryJob], done: set[str] | None,
+                    masks: MasksFn, gmac: float | None, resume_hint: str) -> None:
+    """Drive the runner, compute the metrics and finish the record with the status that fits how it ended."""
     try:
         with terminate_as_interrupt():
             runner.run(jobs, set() if done is None else done)
             record = load_run(writer.run_dir)
             categories = [job.category for job in jobs]
             progress = writer.manifest["progress"]
+            power = runner.device.profile.power
+            rails = None if runner.meter is None else power.get("rails")
             metrics = summarize(record.images, record.latency, {c: record.maps(c) for c in categories}, masks(),
                                 {c: progress.get(c, {}).get("timed_attempt") for c in categories}, gmac,
-                                record.power, device.profile.power.get("rails"),
-                                device.profile.power.get("idle_w"))
+                                record.power, rails, power.get("idle_w"))
             writer.finish("complete", metrics)
     except KeyboardInterrupt:
         writer.finish("interrupted", error="interrupted by the user (Ctrl-C)")
@@ -73,4 +99,3 @@ def execute_jobs(device: Device, writer: RunWriter, jobs: list[CategoryJob], loa
     except Exception as exc:
         writer.finish("failed", error=f"{type(exc).__name__}: {exc}")
         raise
-    return writer.run_dir

@@ -19,7 +19,7 @@ from bench.data.loader import InputLoader
 from bench.data.preprocess import Recipe, preprocess_mask
 from bench.data.samples import Sample
 from bench.data.tensor_cache import TensorCache
-from bench.devices.base import Device
+from bench.devices.base import Device, ExportedModel
 from bench.devices.profiles import load_profile
 from bench.devices.registry import create_device
 from bench.errors import BadInput
@@ -27,7 +27,7 @@ from bench.execution import execute_jobs
 from bench.models.cards import ModelCard, load_card
 from bench.models.prepare import PreparedModel, prepare
 from bench.paths import cache_dir, results_dir
-from bench.power import meter_name
+from bench.power import meter_name, rate_hz
 from bench.provenance import command_line, harness_info, index_sha256
 from bench.records import RunWriter, ensure_writable, load_run, new_run_id, read_manifest
 from bench.runner import CategoryJob, Measurement
@@ -49,6 +49,7 @@ class RunRequest:
     backbone_weights: Path | None = None
     skip_bad: bool = False
     tensor_cache: bool = False
+    emulate: bool = False
     measurement: Measurement = field(default_factory=Measurement)
 
     def to_manifest(self) -> dict[str, Any]:
@@ -114,8 +115,7 @@ def _manifest(request: RunRequest, device: Device, card: ModelCard, dataset: Dat
         "request": request.to_manifest(),
         "harness": harness_info(),
         "clock": clock_info(),
-        "device": {"profile": device.profile.name, "kind": device.profile.kind, "emulated": False,
-                   "precision": device.profile.precision, "environment": device.environment()},
+        "device": device.describe(),
         "model": {
             "name": card.name, "family": card.family, "card": str(card.source), "card_sha256": card.fingerprint(),
             "precision": device.profile.precision, "input_shape": list(card.recipe.input_shape),
@@ -130,9 +130,31 @@ def _manifest(request: RunRequest, device: Device, card: ModelCard, dataset: Dat
         },
         "dataset": {"name": dataset.name, "root": str(dataset.root.resolve()), "categories": list(samples),
                     "split": "test", "image_count": len(all_samples), "index_sha256": index_sha256(all_samples)},
-        "measurement": {**request.measurement.to_manifest(), "power_meter": meter_name(device.profile.power),
-                        "power_sample_hz": None},
+        "measurement": {**request.measurement.to_manifest(),
+                        "timing": "skipped: emulated numerics on the host" if device.emulated else "single-stream",
+                        "power_meter": "none (emulated)" if device.emulated else meter_name(device.profile.power),
+                        "power_sample_hz": None if device.emulated or meter_name(device.profile.power) == "none"
+                        else rate_hz(device.profile.power)},
     }
+
+
+def _for_device(device: Device, prepared: PreparedModel, dataset: Dataset, recipe: Recipe) -> ExportedModel:
+    """The exported model, plus the PyTorch module and representative images for toolchains that quantize."""
+    exported = prepared.export.exported
+    if not (device.emulated and device.profile.emulation.get("numerics") == "int8_mct"):
+        return exported
+    train = [s for s in dataset.samples(prepared.category, "train") if s.label == 0 and not s.problem]
+    if not train:
+        raise BadInput(f"{dataset.root / prepared.category / 'train'}: INT8 quantization needs normal training "
+                       f"images as representative data")
+
+    def representative(count: int) -> list[np.ndarray]:
+        step = max(1, len(train) // count)
+        loader = InputLoader(recipe)
+        return [loader(s).tensor for s in train[::step][:count]]
+
+    return replace(exported, module=prepared.module, representative=representative,
+                   representative_key=index_sha256(train))
 
 
 def category_masks(recipe: Recipe, samples: list[Sample], evaluated: set[str]) -> dict[str, np.ndarray] | None:
@@ -150,7 +172,11 @@ def execute(request: RunRequest, out: Path | None = None, resume: str | None = N
     ensure_writable(out)
     profile = load_profile(request.device)
     meter_name(profile.power)
-    device = create_device(profile)
+    device = create_device(profile, request.emulate)
+    if device.emulated:
+        # Host timing of emulated numerics is not the device's: no warm-up, no timed pass.
+        request = replace(request, measurement=replace(request.measurement, warmup=0, min_count=0,
+                                                       min_duration_s=0.0))
     card = load_card(request.model)
     if request.data_root is None or not request.data_root.exists():
         raise BadInput(f"--data-root {request.data_root}: no such folder")
@@ -168,7 +194,8 @@ def execute(request: RunRequest, out: Path | None = None, resume: str | None = N
         writer = RunWriter.create(out, manifest, new_run_id(profile.name, card.name))
         done = set()
     print(f"run {writer.run_dir}", file=sys.stderr)
-    jobs = [CategoryJob(cat, prepared[cat].export.exported, samples[cat]) for cat in categories]
+    jobs = [CategoryJob(cat, _for_device(device, prepared[cat], dataset, card.recipe), samples[cat])
+            for cat in categories]
     first_macs = next(iter(prepared.values())).macs
     cache = TensorCache(cache_dir() / "tensors", card.recipe) if request.tensor_cache else None
     loader = InputLoader(card.recipe, request.skip_bad, cache)

@@ -27,6 +27,7 @@ from bench.devices.base import Device, ExportedModel, Session
 from bench.devices.cache import compiled_artifact
 from bench.errors import BadInput, BenchError
 from bench.models.postprocess import decode
+from bench.power.base import PowerMeter, Sampler
 from bench.records.writer import RunWriter
 
 TIMED_POOL = 64  # distinct inputs a separate timed pass cycles over
@@ -64,13 +65,16 @@ def _progress(total: int, desc: str) -> tqdm:
 
 class Runner:
     def __init__(self, device: Device, writer: RunWriter, loader: InputLoader, postprocess: dict[str, Any],
-                 measurement: Measurement, artifact_root: Path) -> None:
+                 measurement: Measurement, artifact_root: Path, meter: PowerMeter | None = None,
+                 rate_hz: float = 100.0) -> None:
         self.device = device
         self.writer = writer
         self.loader = loader
         self.postprocess = postprocess
         self.measurement = measurement
         self.artifact_root = artifact_root
+        self.meter = meter
+        self.rate_hz = rate_hz
         self._window: tuple[int, int] | None = None
 
     def run(self, jobs: list[CategoryJob], done: set[str]) -> None:
@@ -82,7 +86,7 @@ class Runner:
 
     def _run_category(self, job: CategoryJob, done: set[str], state: dict[str, Any]) -> None:
         artifact, cached = compiled_artifact(job.exported, self.device, self.artifact_root)
-        self.writer.set_artifact(job.category, artifact.sha256, artifact.toolchain, cached)
+        self.writer.set_artifact(job.category, artifact.sha256, artifact.toolchain, cached, artifact.details)
         todo = [s for s in job.samples if s.image_id not in done]
         session = self.device.open(artifact)
         try:
@@ -155,9 +159,18 @@ class Runner:
         min_ns = int(m.min_duration_s * 1e9)
         count = 0
         self._window = None
-        with _progress(m.min_count, f"{job.category} timed") as bar:
-            while count < m.min_count or self._window_ns() < min_ns:
-                self._infer(session, pool[count % len(pool)], job.category, "timed")
-                count += 1
-                if count <= m.min_count:
-                    bar.update()
+        sampler = Sampler(self.meter, self.rate_hz) if self.meter is not None and m.min_count > 0 else None
+        if sampler is not None:
+            sampler.start()
+        try:
+            with _progress(m.min_count, f"{job.category} timed") as bar:
+                while count < m.min_count or self._window_ns() < min_ns:
+                    self._infer(session, pool[count % len(pool)], job.category, "timed")
+                    count += 1
+                    if count <= m.min_count:
+                        bar.update()
+        finally:
+            if sampler is not None:
+                sampler.stop()
+                self.writer.append("power", sampler.rows)
+                self.writer.set_progress(job.category, power=sampler.to_manifest())

@@ -22,7 +22,6 @@ def test_every_design_command_is_registered() -> None:
 
 @pytest.mark.parametrize("argv, word", [
     (["compile", "--device", "host", "--model", "tinyglass"], "compile"),
-    (["run", "--data-root", ".", "--emulate"], "--emulate"),
 ])
 def test_unbuilt_commands_say_so_and_exit_2(argv: list[str], word: str, capsys: pytest.CaptureFixture) -> None:
     assert main(argv) == 2

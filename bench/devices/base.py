@@ -8,6 +8,7 @@ runner's.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,21 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ExportedModel:
-    """What compile() starts from: the exported ONNX graph and its checksum."""
+    """What compile() starts from: the exported ONNX graph and its checksum.
+
+    ``module`` and ``representative`` are set on the host only, for toolchains that start from
+    the PyTorch module (MCT quantization for the IMX500): the module, and a callable giving the
+    representative input tensors (normal training images). The device side never needs them.
+    """
 
     onnx_path: Path
     sha256: str
     input_name: str
     input_shape: tuple[int, ...]
     output_names: tuple[str, ...]
+    module: Any = field(default=None, compare=False, repr=False)
+    representative: Callable[[int], list[np.ndarray]] | None = field(default=None, compare=False, repr=False)
+    representative_key: str = ""  # identifies the representative images, so the artifact cache keys on them
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,7 @@ class Artifact:
     precision: str
     toolchain: dict[str, str]
     source_sha256: str
+    details: dict[str, Any] = field(default_factory=dict)  # what the toolchain reported (FP16 policy, INT8 PTQ)
 
 
 @dataclass
@@ -54,6 +64,7 @@ class DeviceProfile:
     runtime: dict[str, Any] = field(default_factory=dict)
     power: dict[str, Any] = field(default_factory=dict)
     location: dict[str, Any] = field(default_factory=dict)
+    emulation: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None
 
 
@@ -99,7 +110,16 @@ class Device(ABC):
     def environment(self) -> dict[str, Any]:
         """OS, runtime versions, power mode and settings: everything that can change a figure."""
 
-    @classmethod
-    def availability(cls) -> tuple[bool, str]:
-        """Whether this adapter can run on this machine and, if not, exactly what is missing."""
+    def availability(self) -> tuple[bool, str]:
+        """Whether this profile can run on this machine and, if not, exactly what is missing."""
         return True, "ok"
+
+    @property
+    def emulated(self) -> bool:
+        """True when the device's numerics run on the host: accuracy and drift only, no device timing."""
+        return False
+
+    def describe(self) -> dict[str, Any]:
+        """The manifest's device section."""
+        return {"profile": self.profile.name, "kind": self.profile.kind, "emulated": self.emulated,
+                "precision": self.profile.precision, "environment": self.environment()}

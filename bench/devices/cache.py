@@ -21,7 +21,8 @@ from bench.util import file_sha256
 def cache_key(exported: ExportedModel, device: Device) -> str:
     profile = asdict(device.profile)
     profile.pop("source", None)
-    payload = {"model": exported.sha256, "profile": profile, "toolchain": device.toolchain()}
+    payload = {"model": exported.sha256, "profile": profile, "toolchain": device.toolchain(),
+               "emulated": device.emulated, "representative": exported.representative_key}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
@@ -36,7 +37,7 @@ def compiled_artifact(exported: ExportedModel, device: Device, root: Path) -> tu
         shutil.rmtree(entry, ignore_errors=True)
     artifact = device.compile(exported, entry)
     artifact = Artifact(artifact.path, file_sha256(artifact.path), artifact.precision, artifact.toolchain,
-                        exported.sha256)
+                        exported.sha256, artifact.details)
     record: dict[str, Any] = asdict(artifact)
     record["path"] = artifact.path.relative_to(entry).as_posix()
     write_json(meta_path, record)

@@ -53,7 +53,9 @@ class HostDevice(Device):
 
     def settings(self) -> dict[str, Any]:
         """The resolved runtime settings; ``auto`` becomes a number here so it can be recorded."""
-        rt = self.profile.runtime
+        return self.resolve(self.profile.runtime)
+
+    def resolve(self, rt: dict[str, Any]) -> dict[str, Any]:
         intra = rt.get("intra_op_num_threads", "auto")
         level = rt.get("graph_optimization_level", "all")
         if level not in GRAPH_LEVELS:
@@ -76,13 +78,16 @@ class HostDevice(Device):
         shutil.copyfile(exported.onnx_path, target)
         return Artifact(target, exported.sha256, self.profile.precision, self.toolchain(), exported.sha256)
 
+    def session_options(self) -> ort.SessionOptions:
+        """Options from the profile; subclasses add what their graphs need (custom op libraries)."""
+        return ort.SessionOptions()
+
     def open(self, artifact: Artifact) -> Session:
         s = self.settings()
-        available = ort.get_available_providers()
-        missing = [p for p in s["providers"] if p not in available]
-        if missing:
-            raise BadInput(f"{self.profile.source}: provider {missing[0]} not available here ({', '.join(available)})")
-        options = ort.SessionOptions()
+        ok, reason = self.availability()
+        if not ok:
+            raise BadInput(f"{self.profile.source}: {reason}")
+        options = self.session_options()
         options.intra_op_num_threads = s["intra_op_num_threads"]
         options.inter_op_num_threads = s["inter_op_num_threads"]
         options.execution_mode = (
@@ -95,12 +100,15 @@ class HostDevice(Device):
             raise BadInput(f"{artifact.path}: ONNX Runtime cannot load it ({exc})") from exc
         return HostSession(session)
 
-    @classmethod
-    def availability(cls) -> tuple[bool, str]:
-        providers = ort.get_available_providers()
-        if "CPUExecutionProvider" not in providers:
-            return False, f"onnxruntime {ort.__version__} has no CPUExecutionProvider ({', '.join(providers)})"
-        return True, f"onnxruntime {ort.__version__}: {', '.join(providers)}"
+    def availability(self) -> tuple[bool, str]:
+        available = ort.get_available_providers()
+        wanted = self.settings()["providers"]
+        missing = [p for p in wanted if p not in available]
+        if missing:
+            gpu = "CUDAExecutionProvider" in missing
+            hint = " (install onnxruntime-gpu on a machine with an NVIDIA GPU)" if gpu else ""
+            return False, f"onnxruntime {ort.__version__} lacks {', '.join(missing)}{hint}; has {', '.join(available)}"
+        return True, f"onnxruntime {ort.__version__}: {', '.join(wanted)}"
 
     def environment(self) -> dict[str, Any]:
         return {

@@ -25,5 +25,6 @@ def load_profile(name: str, folder: Path | None = None) -> DeviceProfile:
         runtime=data.get("runtime") or {},
         power=data.get("power") or {},
         location=data.get("location") or {},
+        emulation=data.get("emulation") or {},
         source=path,
     )

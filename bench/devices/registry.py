@@ -27,5 +27,13 @@ def adapter_class(kind: str) -> type[Device]:
     return getattr(module, attr)
 
 
-def create_device(profile: DeviceProfile) -> Device:
+def create_device(profile: DeviceProfile, emulate: bool = False) -> Device:
+    """The profile's adapter, or with ``emulate`` its numerics on the host (no device needed)."""
+    if emulate:
+        if not profile.emulation:
+            raise BadInput(f"{profile.source}: device '{profile.name}' has no emulation section; --emulate "
+                           f"needs one (numerics: fp16 or int8_mct)")
+        from bench.devices.emulated import EmulatedDevice
+
+        return EmulatedDevice(profile)
     return adapter_class(profile.kind)(profile)

@@ -39,6 +39,7 @@ class PreparedModel:
     export: ExportInfo
     params: int
     macs: int
+    module: Any = None  # the loaded PyTorch module, for toolchains that quantize from it
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -87,4 +88,4 @@ def prepare(card: ModelCard, checkpoint_arg: Path, category: str, backbone_arg: 
 
     params = sum(p.numel() for p in model.parameters())
     macs = graph_complexity(info.exported.onnx_path).macs
-    return PreparedModel(category, ckpt_path, ckpt_sha, backbone, backbone_sha, info, params, macs)
+    return PreparedModel(category, ckpt_path, ckpt_sha, backbone, backbone_sha, info, params, macs, model)

@@ -26,17 +26,23 @@ PATCH = 3
 
 
 class PatchExtractor(nn.Module):
-    """3x3 neighbourhoods, stride 1, as channels: [B, C, H, W] -> [B, C*9, H, W] (channel-major)."""
+    """3x3 neighbourhoods, stride 1, as channels: [B, C, H, W] -> [B, C*9, H, W] (channel-major).
+
+    A grouped ``nn.Conv2d`` module (not ``F.conv2d``): MCT rebuilds functional convolutions
+    without their ``groups``. Its one-hot kernel is a fixed, non-persistent buffer, so it is
+    neither a parameter nor part of any checkpoint.
+    """
 
     def __init__(self, channels: int, patch: int = PATCH) -> None:
         super().__init__()
-        self.channels = channels
-        self.padding = (patch - 1) // 2
+        self.conv = nn.Conv2d(channels, channels * patch * patch, patch, padding=(patch - 1) // 2, groups=channels,
+                              bias=False)
         eye = torch.eye(patch * patch).reshape(patch * patch, 1, patch, patch)
-        self.register_buffer("weight", eye.repeat(channels, 1, 1, 1), persistent=False)
+        del self.conv.weight
+        self.conv.register_buffer("weight", eye.repeat(channels, 1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight, padding=self.padding, groups=self.channels)
+        return self.conv(x)
 
 
 def group_mean(x: torch.Tensor, out_channels: int) -> torch.Tensor:

@@ -1,21 +1,143 @@
 """Power meters, sampled in the background over exactly the timed window.
 
-This version knows the profile's ``meter: none``: the run then records no power samples
-and its energy figures say why they are missing, rather than showing zeros.
+A device profile's ``power`` section picks the meter::
+
+    power:
+      meter: ina3221          # none (default) | ina3221 | jtop | rapl | nvml | csv
+      rails: [VDD_IN]         # rails to sample and to integrate energy over; default: every rail found
+      rate_hz: 100            # background sampling rate (default 20)
+      max_failures: 5         # failed reads in a row before the sampler gives up (default 5)
+      root: /                 # filesystem root of the sysfs meters (ina3221, rapl); tests use a fake tree
+      idle_w: 4.2             # idle power the energy figures subtract (read by the metrics)
+      csv:                    # meter: csv only - an external meter's trace, imported after the run
+        path: traces/run.csv  # or given when importing
+        time: Timestamp(ms)   # column names; spaces and a leading '#' are ignored
+        time_unit: ms         # s | ms | us | ns
+        amps: Current(uA)     # with amps_unit A | mA | uA; or watts (W | mW | uW), or volts (V | mV)
+        amps_unit: uA
+        volts_fixed: 5.0      # supply voltage when the meter logs current only
+        offset_ns: 0          # run-clock time = trace time + offset_ns
+        rail: board           # the rail name its rows get (default: the first of rails)
+
+Rails by meter: ina3221 and jtop use the board's labels (Jetson Orin Nano: VDD_IN,
+VDD_CPU_GPU_CV, VDD_SOC; jtop also "tot"); rapl the powercap zone names (package-0, dram, ...);
+nvml ``gpu<index>``. With ``meter: none`` the run records no power samples and its energy
+figures say why they are missing, rather than showing zeros. A meter that cannot be opened,
+or drops out, is recorded as such by the ``Sampler`` (see ``bench.power.base``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from bench.errors import BadInput
+from bench.errors import BadInput, one_of
+from bench.power.base import DEFAULT_MAX_FAILURES, MeterUnavailable, PowerMeter, Sampler
+
+if TYPE_CHECKING:
+    from bench.power.csv_trace import CsvTrace
 
 NO_METER_REASON = "no power meter configured in the device profile"
+METERS = ("none", "ina3221", "jtop", "rapl", "nvml", "csv")
+LIVE_METERS = ("ina3221", "jtop", "rapl", "nvml")
+DEFAULT_RATE_HZ = 20.0
+
+__all__ = ["DEFAULT_RATE_HZ", "LIVE_METERS", "METERS", "NO_METER_REASON", "MeterUnavailable", "PowerMeter",
+           "Sampler", "check_meter", "meter_name", "open_meter", "open_sampler", "open_trace", "rate_hz"]
 
 
 def meter_name(power: dict[str, Any]) -> str:
-    """The profile's meter; only ``none`` is built so far, others are refused before any work."""
+    """The profile's meter (default ``none``); an unknown name is refused before any work."""
     name = str(power.get("meter", "none"))
-    if name != "none":
-        raise BadInput(f"power meter '{name}' is not built in this version (built: none)")
+    if name not in METERS:
+        raise one_of("power meter", name, METERS)
     return name
+
+
+def rate_hz(power: dict[str, Any]) -> float:
+    """The profile's sampling rate, or the default."""
+    rate = power.get("rate_hz", DEFAULT_RATE_HZ)
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
+        raise BadInput(f"power rate_hz must be a positive number, got {rate!r}")
+    return float(rate)
+
+
+def _rails(power: dict[str, Any]) -> list[str] | None:
+    rails = power.get("rails")
+    if rails is None:
+        return None
+    if not isinstance(rails, list) or not all(isinstance(r, str) for r in rails):
+        raise BadInput(f"power rails must be a list of names, got {rails!r}")
+    return rails
+
+
+def open_meter(power: dict[str, Any]) -> PowerMeter | None:
+    """The profile's live meter, opened; None for ``none`` and ``csv`` (nothing to sample live).
+
+    Raises ``MeterUnavailable`` when the meter cannot be read on this machine and ``BadInput``
+    when the profile names rails the meter does not have.
+    """
+    name = meter_name(power)
+    rails = _rails(power)
+    root = power.get("root", "/")
+    if name == "ina3221":
+        from bench.power.hwmon import Ina3221Meter
+
+        return Ina3221Meter(rails, root=root)
+    if name == "rapl":
+        from bench.power.rapl import RaplMeter
+
+        return RaplMeter(rails, root=root)
+    if name == "nvml":
+        from bench.power.nvml import NvmlMeter
+
+        return NvmlMeter(rails)
+    if name == "jtop":
+        from bench.power.jtop_meter import JtopMeter
+
+        return JtopMeter(rails, interval_s=1.0 / rate_hz(power))
+    return None
+
+
+def open_sampler(power: dict[str, Any]) -> Sampler | None:
+    """A sampler for the profile's live meter (not started); one with status "unavailable" and the
+    reason when the meter cannot be opened; None when the profile has no live meter."""
+    if meter_name(power) not in LIVE_METERS:
+        return None
+    rate = rate_hz(power)
+    max_failures = int(power.get("max_failures", DEFAULT_MAX_FAILURES))
+    try:
+        meter = open_meter(power)
+    except MeterUnavailable as exc:
+        return Sampler.unavailable(str(exc), rate)
+    return Sampler(meter, rate, max_failures=max_failures)
+
+
+def open_trace(power: dict[str, Any], path: str | Path | None = None) -> CsvTrace:
+    """The external meter's CSV trace described by the profile's ``power.csv`` section."""
+    from bench.power.csv_trace import CsvTrace, TraceFormat
+
+    if meter_name(power) != "csv":
+        raise BadInput(f"power meter is '{meter_name(power)}', not csv: there is no trace to import")
+    rails = _rails(power)
+    fmt = TraceFormat.from_profile(dict(power.get("csv") or {}), default_rail=rails[0] if rails else "external")
+    where = path if path is not None else fmt.path
+    if where is None:
+        raise BadInput("no power trace given: set power.csv.path in the profile or pass the file")
+    return CsvTrace(where, fmt)
+
+
+def check_meter(power: dict[str, Any]) -> tuple[bool, str]:
+    """Whether the profile's meter can be read here, and a one-line reason (for ``bench doctor``)."""
+    name = meter_name(power)
+    if name == "none":
+        return True, NO_METER_REASON
+    if name == "csv":
+        return True, "external meter: its CSV trace is imported after the run"
+    try:
+        meter = open_meter(power)
+    except MeterUnavailable as exc:
+        return False, str(exc)
+    assert meter is not None
+    with meter:
+        return True, f"{name}: {', '.join(meter.rails)}"

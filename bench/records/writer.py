@@ -117,10 +117,12 @@ class RunWriter:
         self.manifest["progress"].setdefault(category, {}).update(state)
         self._save_manifest()
 
-    def set_artifact(self, category: str, sha256: str, toolchain: dict[str, str], cached: bool) -> None:
+    def set_artifact(self, category: str, sha256: str, toolchain: dict[str, str], cached: bool,
+                     details: dict[str, Any] | None = None) -> None:
         """The artifact a category ran on, under ``model.categories`` beside its checkpoint."""
         entry = self.manifest.setdefault("model", {}).setdefault("categories", {}).setdefault(category, {})
-        entry.update(artifact_sha256=sha256, artifact_toolchain=toolchain, artifact_cached=cached)
+        entry.update(artifact_sha256=sha256, artifact_toolchain=toolchain, artifact_cached=cached,
+                     artifact_details=details or {})
         self._save_manifest()
 
     def finish(self, status: str, metrics: dict[str, Any] | None = None, error: str | None = None) -> None:

@@ -1,0 +1,108 @@
+"""``--emulate``: a device's numerics on the host, for predicted drift before touching hardware.
+
+FP16 devices (TensorRT on Jetson, QNN GPU on RB5) run the exported graph converted to FP16 with
+the device's policy of what stays FP32 (``bench.devices.fp16``); the IMX500 runs the very MCT
+INT8 model its converter receives (``bench.devices.imx500_quant``), through ONNX Runtime with
+the mct_quantizers custom ops. Runs are marked emulated in the record and never enter device
+latency or energy tables: the timing is the host CPU's, not the device's.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
+
+from bench.devices.base import Artifact, ExportedModel
+from bench.devices.host import HostDevice
+from bench.errors import BadInput
+from bench.util import file_sha256
+
+NUMERICS = ("fp16", "int8_mct")
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+class EmulatedDevice(HostDevice):
+    kind = "emulated"
+
+    @property
+    def emulated(self) -> bool:
+        return True
+
+    @property
+    def numerics(self) -> str:
+        numerics = self.profile.emulation.get("numerics")
+        if numerics not in NUMERICS:
+            raise BadInput(f"{self.profile.source}: emulation numerics must be one of {', '.join(NUMERICS)}")
+        return numerics
+
+    def settings(self) -> dict[str, Any]:
+        """The host CPU runs the emulation (threads from the profile's ``emulation.host``); basic graph
+        optimisation only, so ONNX Runtime's fusions do not change the emulated device's rounding."""
+        host = self.profile.emulation.get("host") or {}
+        return self.resolve({**host, "providers": ["CPUExecutionProvider"], "graph_optimization_level": "basic"})
+
+    def toolchain(self) -> dict[str, str]:
+        tools = {"onnxruntime": ort.__version__}
+        if self.numerics == "fp16":
+            tools["onnxconverter-common"] = _version("onnxconverter-common")
+        else:
+            tools["model-compression-toolkit"] = _version("model-compression-toolkit")
+            tools["mct-quantizers"] = _version("mct-quantizers")
+        return tools
+
+    def availability(self) -> tuple[bool, str]:
+        missing = [name for name, version in self.toolchain().items() if version == "not installed"]
+        if missing:
+            extra = "imx500" if self.numerics == "int8_mct" else "emulate"
+            return False, f"emulating {self.profile.name} needs {', '.join(missing)}: pip install -e '.[{extra}]'"
+        return True, f"{self.numerics} emulation on the host CPU with " + ", ".join(
+            f"{k} {v}" for k, v in self.toolchain().items())
+
+    def compile(self, exported: ExportedModel, workdir: Path) -> Artifact:
+        ok, reason = self.availability()
+        if not ok:
+            raise BadInput(reason)
+        workdir.mkdir(parents=True, exist_ok=True)
+        if self.numerics == "fp16":
+            from bench.devices.fp16 import to_fp16
+
+            target = workdir / "model_fp16.onnx"
+            details = to_fp16(exported.onnx_path, target, self.profile.emulation.get("policy", "tensorrt_fp16"))
+        else:
+            target, details = self._quantize(exported, workdir)
+        return Artifact(target, file_sha256(target), self.profile.precision, self.toolchain(), exported.sha256,
+                        json.loads(json.dumps(details, default=str)))
+
+    def _quantize(self, exported: ExportedModel, workdir: Path) -> tuple[Path, dict[str, Any]]:
+        from bench.devices.imx500_quant import quantize_for_imx500
+
+        if exported.module is None or exported.representative is None:
+            raise BadInput(f"emulating {self.profile.name} needs the PyTorch module and representative images "
+                           f"(run it from the host that exports the model)")
+        count = int(self.profile.emulation.get("representative_images", 32))
+        report = quantize_for_imx500(exported.module, exported.representative(count), workdir)
+        return Path(report.onnx_path), report.to_json()
+
+    def session_options(self) -> ort.SessionOptions:
+        if self.numerics == "int8_mct":
+            import mct_quantizers
+
+            return mct_quantizers.get_ort_session_options()
+        return ort.SessionOptions()
+
+    def environment(self) -> dict[str, Any]:
+        env = super().environment()
+        env["emulation"] = {"numerics": self.numerics, "of_device": self.profile.kind,
+                            "policy": self.profile.emulation.get("policy"), "toolchain": self.toolchain(),
+                            "representative_images": self.profile.emulation.get("representative_images")}
+        return env

@@ -1,0 +1,204 @@
+"""MCT post-training quantization for the IMX500: MCTQ ONNX export and its INT8 numerics in ONNX Runtime."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+mct = pytest.importorskip("model_compression_toolkit")
+pytest.importorskip("onnxruntime_extensions", reason="the mct_quantizers ONNX Runtime ops need it")
+
+import onnx  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from bench.devices import imx500_quant  # noqa: E402
+from bench.devices.imx500_quant import (  # noqa: E402
+    QuantizationFailed,
+    QuantizationUnavailable,
+    calibration_batches,
+    ort_session,
+    quantize_for_imx500,
+)
+from bench.errors import BadInput  # noqa: E402
+
+
+class SmallNet(nn.Module):
+    """Conv-BN-ReLU x2, 1x1 heads, sigmoid: TinyGLASS's output contract in miniature."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1, stride=2), nn.BatchNorm2d(32), nn.ReLU(),
+        )
+        self.heads = nn.Sequential(nn.Conv2d(32, 16, 1), nn.ReLU(), nn.Conv2d(16, 1, 1), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        patches = self.heads(self.body(x))
+        return patches.amax(dim=(1, 2, 3)), patches
+
+
+def small_net() -> SmallNet:
+    torch.manual_seed(0)
+    net = SmallNet()
+    with torch.no_grad():
+        for bn in (m for m in net.modules() if isinstance(m, nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.5, 1.5)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.1, 0.1)
+    return net.eval()
+
+
+def images(count: int, size: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.random((1, 3, size, size), dtype=np.float32) for _ in range(count)]
+
+
+def fp32(module: nn.Module, image: np.ndarray) -> list[np.ndarray]:
+    with torch.inference_mode():
+        return [t.numpy() for t in module(torch.from_numpy(image))]
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    net = small_net()
+    test_images = images(4, 32, seed=1)
+    before = [fp32(net, image) for image in test_images]
+    report = quantize_for_imx500(net, images(8, 32), tmp_path_factory.mktemp("mctq"))
+    return {"net": net, "report": report, "test_images": test_images, "before": before}
+
+
+def test_report_records_calibration_versions_and_file(quantized: dict) -> None:
+    import mct_quantizers
+
+    report = quantized["report"]
+    assert report.representative_images == 8
+    assert report.calibration_batches == 8
+    assert report.mct_version == mct.__version__
+    assert report.mct_quantizers_version == mct_quantizers.__version__
+    assert report.torch_version == torch.__version__
+    assert report.tpc.startswith("imx500_tpc v5.0")
+    assert report.onnx_path.name == "model_mctq.onnx"
+    assert report.onnx_sha256 == imx500_quant.file_sha256(report.onnx_path)
+    assert report.input_name == "image"
+    assert report.input_shape[1:] == (3, 32, 32)
+    assert report.output_names == ("score", "patch_scores")
+    assert report.bit_widths == {"activation": [8], "weights": [8]}
+    assert report.quantizer_nodes["WeightsSymmetricQuantizer"] == 4  # one per conv (BN folded into it)
+    assert report.seconds >= report.ptq_seconds + report.export_seconds > 0
+    sidecar = json.loads((report.onnx_path.parent / "model_mctq.json").read_text(encoding="utf-8"))
+    assert sidecar == json.loads(json.dumps(report.to_json()))
+
+
+def test_onnx_holds_mct_quantizer_custom_ops(quantized: dict) -> None:
+    graph = onnx.load(str(quantized["report"].onnx_path))
+    custom = [node.op_type for node in graph.graph.node if node.domain == "mct_quantizers"]
+    assert "ActivationPOTQuantizer" in custom and "WeightsSymmetricQuantizer" in custom
+    assert any(op.domain == "mct_quantizers" for op in graph.opset_import)
+    assert {entry.key for entry in graph.metadata_props} >= {"mct_version", "tpc_minor_version"}
+
+
+def test_int8_model_runs_close_to_fp32_but_not_identical(quantized: dict) -> None:
+    report, net = quantized["report"], quantized["net"]
+    session = ort_session(report.onnx_path, threads=1)
+    assert [o.name for o in session.get_outputs()] == ["score", "patch_scores"]
+    worst = {"score": 0.0, "patch_scores": 0.0}
+    identical = True
+    for image, before in zip(quantized["test_images"], quantized["before"], strict=True):
+        score, patches = session.run(["score", "patch_scores"], {"image": image})
+        ref_score, ref_patches = fp32(net, image)
+        assert all(np.array_equal(a, b) for a, b in zip(before, (ref_score, ref_patches), strict=True))
+        assert score.shape == ref_score.shape and patches.shape == ref_patches.shape
+        worst["score"] = max(worst["score"], float(np.abs(score - ref_score).max()))
+        worst["patch_scores"] = max(worst["patch_scores"], float(np.abs(patches - ref_patches).max()))
+        identical = identical and np.array_equal(patches, ref_patches)
+    assert worst["score"] < 0.05
+    assert worst["patch_scores"] < 0.05
+    assert not identical
+    assert set(report.int8_vs_fp32) == {"score", "patch_scores"}
+    assert 0 < report.int8_vs_fp32["patch_scores"] < 0.05
+
+
+def test_calibration_batches_follow_n_iter() -> None:
+    reps = images(3, 8)
+    assert len(calibration_batches(reps)) == 3
+    assert [b is r for b, r in zip(calibration_batches(reps, 2), reps, strict=False)] == [True, True]
+    cycled = calibration_batches(reps, 7)
+    assert len(cycled) == 7 and cycled[6] is reps[0]
+    assert calibration_batches([np.zeros((1, 3, 4, 4), dtype=np.float64)])[0].dtype == np.float32
+
+
+@pytest.mark.parametrize(("reps", "n_iter", "message"), [
+    ([], None, "at least one representative image"),
+    ([np.zeros((3, 8, 8), dtype=np.float32)], None, "expected [1, 3, H, W]"),
+    ([np.zeros((1, 3, 8, 8), dtype=np.float32), np.zeros((1, 3, 4, 4), dtype=np.float32)], None, "image 0 has"),
+    ([np.zeros((1, 3, 8, 8), dtype=np.float32)], 0, "n_iter must be at least 1"),
+])
+def test_bad_representative_data_is_bad_input(reps: list[np.ndarray], n_iter: int | None, message: str,
+                                              tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match=message.replace("[", r"\[")):
+        quantize_for_imx500(small_net(), reps, tmp_path, n_iter)
+
+
+def test_unknown_tpc_version_is_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match=r"IMX500 TPC version '9\.9'"):
+        quantize_for_imx500(small_net(), images(1, 8), tmp_path, tpc_version="9.9")
+
+
+def test_missing_mct_tells_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "model_compression_toolkit", None)
+    with pytest.raises(QuantizationUnavailable, match=r"pip install -e '\.\[imx500\]'") as info:
+        quantize_for_imx500(small_net(), images(1, 8), tmp_path)
+    assert "\n" not in str(info.value)
+
+
+class GroupedFunctionalConv(nn.Module):
+    """A fixed depthwise filter through F.conv2d, as TinyGLASS's PatchExtractor does it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("weight", torch.ones(6, 1, 3, 3) / 9, persistent=False)
+        self.head = nn.Conv2d(6, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        patches = torch.sigmoid(self.head(F.relu(F.conv2d(x, self.weight, padding=1, groups=3))))
+        return patches.amax(dim=(1, 2, 3)), patches
+
+
+def test_mct_grouped_functional_conv_failure_is_named(tmp_path: Path) -> None:
+    """MCT 2.6.1 rebuilds F.conv2d(groups=g) as nn.Conv2d(in_channels=weight.shape[1]): a known MCT bug."""
+    with pytest.raises(QuantizationFailed, match=r"in_channels must be divisible by groups.*nn\.Conv2d module") as info:
+        quantize_for_imx500(GroupedFunctionalConv().eval(), images(2, 8), tmp_path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.slow
+def test_tinyglass_quantizes_exports_and_runs(tmp_path: Path, record_property: pytest.RecordProperty) -> None:
+    """The real TinyGLASS as built: module patch extraction, reshape-mean pooling, bilinear resize, amax."""
+    from bench.models import tinyglass
+
+    torch.manual_seed(0)
+    model = tinyglass.build(None).eval()
+    probe = images(1, 256, seed=5)[0]
+    expected = fp32(model, probe)
+
+    report = quantize_for_imx500(model, images(8, 256), tmp_path)
+    record_property("quantize_seconds", report.seconds)
+    record_property("ptq_seconds", report.ptq_seconds)
+    assert report.representative_images == 8
+    assert report.input_shape[1:] == (3, 256, 256)
+    assert report.output_names == ("score", "patch_scores")
+    assert report.bit_widths == {"activation": [8], "weights": [8]}
+    session = ort_session(report.onnx_path)
+    score, patches = session.run(["score", "patch_scores"], {"image": probe})
+    assert score.shape == (1,) and patches.shape == (1, 1, 32, 32)
+    assert abs(float(score[0]) - float(expected[0][0])) < 0.05
+    assert float(np.abs(patches - expected[1]).max()) < 0.05
+    assert not np.array_equal(patches, expected[1])
