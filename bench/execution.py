@@ -18,8 +18,9 @@ import numpy as np
 from bench.data.loader import InputLoader
 from bench.devices.base import Device
 from bench.errors import BenchError
+from bench.metrics.energy import timed_window
 from bench.metrics.summary import summarize
-from bench.power import MeterUnavailable, PowerMeter, open_meter, rate_hz
+from bench.power import MeterUnavailable, PowerMeter, meter_name, open_meter, open_trace, rate_hz
 from bench.records import RunWriter, load_run
 from bench.runner import CategoryJob, Measurement, Runner
 
@@ -72,17 +73,35 @@ def execute_jobs(device: Device, writer: RunWriter, jobs: list[CategoryJob], loa
     return writer.run_dir
 
 
+def _rails(power: dict[str, Any], rows: Any) -> list[str] | None:
+    """The profile's rails, or every rail the meter recorded when the profile names none."""
+    return list(power.get("rails") or sorted(rows["rail"].unique())) or None
+
+
+def _import_trace(power: dict[str, Any], writer: RunWriter, jobs: list[CategoryJob]) -> None:
+    """An external meter's CSV trace (``meter: csv``): its samples around each timed window go into the record."""
+    trace = open_trace(power)
+    latency = load_run(writer.run_dir).latency
+    for job in jobs:
+        attempt = writer.manifest["progress"].get(job.category, {}).get("timed_attempt")
+        window = timed_window(latency, job.category, attempt)
+        if window is not None:
+            writer.append("power", trace.rows(window[0], window[1]))
+
+
 def _run_and_finish(runner: Runner, writer: RunWriter, jobs: list[CategoryJob], done: set[str] | None,
                     masks: MasksFn, gmac: float | None, resume_hint: str) -> None:
     """Drive the runner, compute the metrics and finish the record with the status that fits how it ended."""
     try:
         with terminate_as_interrupt():
             runner.run(jobs, set() if done is None else done)
+            if not runner.device.emulated and meter_name(runner.device.profile.power) == "csv":
+                _import_trace(runner.device.profile.power, writer, jobs)
             record = load_run(writer.run_dir)
             categories = [job.category for job in jobs]
             progress = writer.manifest["progress"]
             power = runner.device.profile.power
-            rails = None if runner.meter is None else power.get("rails")
+            rails = None if runner.meter is None and meter_name(power) != "csv" else _rails(power, record.power)
             metrics = summarize(record.images, record.latency, {c: record.maps(c) for c in categories}, masks(),
                                 {c: progress.get(c, {}).get("timed_attempt") for c in categories}, gmac,
                                 record.power, rails, power.get("idle_w"))

@@ -110,3 +110,15 @@ def test_inspect_model_json(capsys: pytest.CaptureFixture) -> None:
 def test_inspect_model_needs_a_name(capsys: pytest.CaptureFixture) -> None:
     assert main(["inspect", "model"]) == 2
     assert "model name" in capsys.readouterr().err
+
+
+def test_host_cuda_without_the_provider_says_why(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has ONNX Runtime's CUDA provider; the GPU tests cover host-cuda")
+    from bench.devices.profiles import load_profile
+    from bench.devices.registry import create_device
+
+    ok, reason = create_device(load_profile("host-cuda")).availability()
+    assert not ok and "lacks CUDAExecutionProvider" in reason and "onnxruntime-gpu" in reason

@@ -267,3 +267,21 @@ def test_unavailable_meter_is_recorded_and_the_run_goes_on(setup: dict) -> None:
     assert record.status == "complete" and record.power.empty
     assert record.manifest["measurement"]["power_status"] == "unavailable"
     assert record.metrics["categories"]["widget"]["energy_mj_per_inference"] is None
+
+
+def test_external_meter_csv_trace_is_imported_over_the_timed_window(setup: dict) -> None:
+    """meter: csv - an external meter logged on the run's clock (offset 0) at 1 kHz, 2.5 W: imported after the run."""
+    from bench.clock import now_ns
+    from bench.devices.base import DeviceProfile
+
+    start = now_ns() - 1_000_000_000
+    times = start + np.arange(0, 120_000) * 1_000_000  # 1 kHz for two minutes
+    trace = setup["tmp"] / "joulescope.csv"
+    trace.write_text("time_ns,power\n" + "".join(f"{t},2.5\n" for t in times))
+    power = {"meter": "csv", "rails": ["board"], "csv": {"path": str(trace), "time": "time_ns", "time_unit": "ns",
+                                                        "watts": "power", "rail": "board"}}
+    profile = DeviceProfile("pi", "host", "fp32", power=power)
+    record = load_run(run(setup, Measurement(warmup=0, min_count=10, min_duration_s=0.2), HostDevice(profile)))
+    assert set(record.power["rail"]) == {"board"} and len(record.power) >= 100
+    figures = record.metrics["categories"]["widget"]
+    assert figures["avg_power_w"] == pytest.approx(2.5) and figures["energy_complete"] is True
