@@ -68,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from bench.reports.html import write_report
 
-    out = write_report(args.results or [results_dir()], args.out)
+    out = write_report(args.results or [results_dir()], args.out, args.max_drift)
     print(f"report: {out}")
     return 0
 
@@ -198,7 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="write the HTML report from run records")
     report.add_argument("results", nargs="*", type=Path, help="run folders or results folders (default results/)")
-    report.add_argument("--out", type=Path, default=Path("reports/index.html"))
+    report.add_argument("--out", type=Path, default=Path("reports/index.html"),
+                        help="the HTML file; CSV and Markdown tables are written beside it")
+    report.add_argument("--max-drift", type=float, default=0.2, metavar="POINTS",
+                        help="drift gate shown in the verdict lines (default 0.2 image-AUROC points)")
     report.set_defaults(handler=cmd_report)
 
     compare = sub.add_parser("compare", help="drift of a device run against its host reference (exit 3 on gate)")

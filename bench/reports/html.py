@@ -1,27 +1,27 @@
-"""The HTML report (first version): per run, accuracy per category and latency, one self-contained file.
+"""The HTML report: summary and verdicts, drift, efficiency, plots, provenance, trends; one file.
 
 Plots are embedded as base64 PNG and styles are inline, so the file opens from a CI artifact
-with no network and no sibling files.
+with no network and no sibling files. The same tables go beside it as CSV and Markdown.
+Every figure is rendered with one formatting rule (``fmt``) and tagged with its run, category
+and metric, so tests can check each against metrics.json.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import io
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from bench import __version__
 from bench.errors import BadInput
-from bench.metrics.latency import timed_rows
 from bench.records import RunRecord, load_run
+from bench.reports import plots
+from bench.reports.collect import Report, collect
+from bench.reports.exports import drift_frame, write_tables
+
+DEFAULT_MAX_DRIFT = 0.2  # points of image AUROC: the published EdgeZSAD bound
 
 ACCURACY_COLUMNS = [("image_auroc", "Image AUROC", 100), ("image_ap", "Image AP", 100),
                     ("image_f1_max", "Image F1-max", 100), ("pixel_auroc", "Pixel AUROC", 100),
@@ -29,12 +29,18 @@ ACCURACY_COLUMNS = [("image_auroc", "Image AUROC", 100), ("image_ap", "Image AP"
 LATENCY_COLUMNS = [("p50_ms", "p50 ms", 1), ("p90_ms", "p90 ms", 1), ("p99_ms", "p99 ms", 1),
                    ("mean_ms", "mean ms", 1), ("fps", "FPS", 1), ("timed_inferences", "timed", 1),
                    ("gmac_per_inference", "GMAC", 1)]
+EFFICIENCY_COLUMNS = [("gmac_per_inference", "GMAC/inf", 1), ("p50_ms", "p50 ms", 1), ("p90_ms", "p90 ms", 1),
+                      ("p99_ms", "p99 ms", 1), ("fps", "FPS", 1), ("avg_power_w", "avg W", 1),
+                      ("energy_mj_per_inference", "mJ/inf", 1), ("gmac_per_j", "GMAC/J", 1),
+                      ("image_auroc", "image AUROC %", 100), ("params", "params", 1)]
 
 
 def fmt(value: Any, scale: float = 1) -> str:
     """One formatting rule for every number, so the tests can find the metrics.json values in the HTML."""
-    if value is None:
+    if value is None or (isinstance(value, float) and value != value):
         return "n/a"
+    if isinstance(value, bool):
+        return str(value)
     if isinstance(value, int) and scale == 1:
         return str(value)
     return f"{float(value) * scale:.2f}"
@@ -55,54 +61,41 @@ def find_runs(paths: list[Path]) -> list[Path]:
     return runs
 
 
-def _latency_plot(record: RunRecord) -> str | None:
-    progress = record.manifest.get("progress", {})
-    fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
-    drawn = False
-    for category in sorted(progress):
-        rows = timed_rows(record.latency, category, progress[category].get("timed_attempt"))
-        if rows.empty:
-            continue
-        ax.hist(rows["latency_ms"], bins=40, histtype="step", label=category)
-        drawn = True
-    if not drawn:
-        plt.close(fig)
-        return None
-    ax.set_xlabel("latency per inference (ms, host clock)")
-    ax.set_ylabel("inferences")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 def _run_view(record: RunRecord) -> dict[str, Any]:
-    m = record.manifest
     metrics = record.metrics or {"categories": {}, "mean": {}}
-    return {
-        "id": record.run_id, "status": record.status, "manifest": m, "metrics": metrics,
-        "categories": sorted(metrics["categories"]), "latency_png": _latency_plot(record),
-    }
+    return {"id": record.run_id, "status": record.status, "manifest": record.manifest, "metrics": metrics,
+            "categories": sorted(metrics["categories"]), "power_png": plots.power_trace(record)}
 
 
-def render(records: list[RunRecord]) -> str:
+def render(report: Report, max_drift: float) -> str:
     env = Environment(loader=PackageLoader("bench.reports", "templates"), undefined=StrictUndefined,
                       autoescape=select_autoescape(["html", "j2"]))
     env.filters["fmt"] = fmt
-    template = env.get_template("report.html.j2")
-    return template.render(
-        runs=[_run_view(r) for r in records], accuracy_columns=ACCURACY_COLUMNS, latency_columns=LATENCY_COLUMNS,
+    runs = report.runs
+    manifests = [r.manifest for r in runs]
+    drift_views = [{**item, "png": plots.roc_and_scatter(item["ref"], item["dev"])} for item in report.drift]
+    return env.get_template("report.html.j2").render(
+        runs=[_run_view(r) for r in runs], drift=drift_views, unpaired=report.unpaired,
+        drift_rows=drift_frame(report).to_dict("records"), efficiency=report.efficiency, emulated=report.emulated,
+        trends=report.trends, max_drift=max_drift,
+        accuracy_columns=ACCURACY_COLUMNS, latency_columns=LATENCY_COLUMNS, efficiency_columns=EFFICIENCY_COLUMNS,
+        latency_png=plots.latency_cdf([r for r in runs if not r.manifest["device"].get("emulated")]),
+        pareto_png=plots.pareto(report.efficiency), trend_png=plots.trend_plot(report.trends),
+        devices=sorted({m["device"]["profile"] for m in manifests}),
+        models=sorted({m["model"]["name"] for m in manifests}),
+        datasets=sorted({m["dataset"]["name"] for m in manifests}),
+        first=min(m["created_at"] for m in manifests), last=max(m["created_at"] for m in manifests),
         version=__version__, generated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
 
 
-def write_report(paths: list[Path], out: Path) -> Path:
+def write_report(paths: list[Path], out: Path, max_drift: float = DEFAULT_MAX_DRIFT) -> Path:
     records = [load_run(p) for p in find_runs(paths)]
+    report = collect(records, max_drift)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(render(records), encoding="utf-8")
+        out.write_text(render(report, max_drift), encoding="utf-8")
+        write_tables(report, out)
     except OSError as exc:
         raise BadInput(f"--out {out}: cannot write the report ({exc.strerror or exc})") from exc
     return out

@@ -1,0 +1,114 @@
+"""The report's content: which runs pair with which host reference, and the rows of every table.
+
+Device runs (emulated ones included, marked) pair with the newest complete host reference run
+of the same model, dataset, categories and checkpoints; drift comes from ``bench.comparison``.
+Efficiency and trend tables use only real device runs: emulated timing is the host's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.comparison import compare, masks_for
+from bench.errors import BadInput
+from bench.records import RunRecord
+
+ACCURACY_DROP_POINTS = 0.5
+TIME_RISE = 0.10
+ENERGY_RISE = 0.10
+
+
+def is_reference(run: RunRecord) -> bool:
+    return run.manifest["device"].get("kind") == "host" and not run.manifest["device"].get("emulated")
+
+
+def _signature(run: RunRecord) -> tuple:
+    m = run.manifest
+    checkpoints = tuple(sorted((c, v.get("checkpoint_sha256")) for c, v in m["model"].get("categories", {}).items()))
+    return m["model"]["name"], m["dataset"]["name"], tuple(sorted(m["dataset"]["categories"])), checkpoints
+
+
+@dataclass
+class Report:
+    runs: list[RunRecord]
+    drift: list[dict[str, Any]] = field(default_factory=list)        # one per device run with a reference
+    unpaired: list[dict[str, Any]] = field(default_factory=list)     # device runs without one, and why
+    efficiency: list[dict[str, Any]] = field(default_factory=list)
+    emulated: list[dict[str, Any]] = field(default_factory=list)
+    trends: list[dict[str, Any]] = field(default_factory=list)
+
+
+def collect(runs: list[RunRecord], max_drift: float) -> Report:
+    report = Report(runs)
+    complete = [r for r in runs if r.status == "complete" and r.metrics]
+    references = [r for r in complete if is_reference(r)]
+    for run in complete:
+        if is_reference(run):
+            continue
+        matches = sorted((r for r in references if _signature(r) == _signature(run)),
+                         key=lambda r: r.manifest["created_at"])
+        if not matches:
+            report.unpaired.append({"run": run, "reason": "no complete host reference run of the same model, "
+                                                          "dataset, categories and checkpoints"})
+            continue
+        ref = matches[-1]
+        try:
+            result = compare(ref.path, run.path, masks_for(ref))
+        except BadInput as exc:
+            report.unpaired.append({"run": run, "reason": str(exc)})
+            continue
+        delta = result["dataset_drift"]["delta_points"]
+        report.drift.append({"ref": ref, "dev": run, "result": result, "within_gate": abs(delta) <= max_drift,
+                             "max_drift": max_drift})
+    for run in complete:
+        row = efficiency_row(run)
+        (report.emulated if run.manifest["device"].get("emulated") else report.efficiency).append(row)
+    report.trends = trends([r for r in complete if not r.manifest["device"].get("emulated")])
+    return report
+
+
+def efficiency_row(run: RunRecord) -> dict[str, Any]:
+    m, mean = run.manifest, run.metrics["mean"]
+    return {
+        "run_id": run.run_id, "device": m["device"]["profile"], "model": m["model"]["name"],
+        "dataset": m["dataset"]["name"], "emulated": bool(m["device"].get("emulated")),
+        "params": m["model"].get("params"), "gmac_per_inference": mean.get("gmac_per_inference"),
+        "image_auroc": mean.get("image_auroc"), "p50_ms": mean.get("p50_ms"), "p90_ms": mean.get("p90_ms"),
+        "p99_ms": mean.get("p99_ms"), "fps": mean.get("fps"), "avg_power_w": mean.get("avg_power_w"),
+        "energy_mj_per_inference": mean.get("energy_mj_per_inference"), "gmac_per_j": mean.get("gmac_per_j"),
+        "power_mode": m["device"].get("environment", {}).get("power_mode"),
+    }
+
+
+def trends(runs: list[RunRecord]) -> list[dict[str, Any]]:
+    """History per (device, model, dataset), oldest first, with regressions against the previous run flagged."""
+    groups: dict[tuple, list[RunRecord]] = {}
+    for run in runs:
+        m = run.manifest
+        groups.setdefault((m["device"]["profile"], m["model"]["name"], m["dataset"]["name"]), []).append(run)
+    rows = []
+    for _, items in sorted(groups.items()):
+        previous = None
+        for run in sorted(items, key=lambda r: r.manifest["created_at"]):
+            row = {**efficiency_row(run), "date": run.manifest["created_at"], "flags": []}
+            if previous is not None:
+                row["flags"] = _regressions(previous, row)
+            rows.append(row)
+            previous = row
+    return rows
+
+
+def _regressions(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    flags = []
+    if _both(before, now, "image_auroc") and (before["image_auroc"] - now["image_auroc"]) * 100 > ACCURACY_DROP_POINTS:
+        flags.append(f"image AUROC -{(before['image_auroc'] - now['image_auroc']) * 100:.2f} points")
+    for key, label, limit in (("p50_ms", "p50 latency", TIME_RISE),
+                              ("energy_mj_per_inference", "energy per inference", ENERGY_RISE)):
+        if _both(before, now, key) and now[key] > before[key] * (1 + limit):
+            flags.append(f"{label} +{(now[key] / before[key] - 1) * 100:.1f} %")
+    return flags
+
+
+def _both(a: dict[str, Any], b: dict[str, Any], key: str) -> bool:
+    return a.get(key) is not None and b.get(key) is not None

@@ -1,0 +1,49 @@
+"""The report's tables as CSV and Markdown beside the HTML, for diffs, spreadsheets and PR comments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from bench.reports.collect import Report
+
+
+def drift_frame(report: Report) -> pd.DataFrame:
+    rows = []
+    for item in report.drift:
+        result = item["result"]
+        for category, c in result["categories"].items():
+            img, pix = c["image"], c.get("pixel")
+            rows.append({
+                "model": result["model"], "dataset": result["dataset"], "device": result["device"]["device"],
+                "emulated": result["device"]["emulated"], "category": category, "images": c["images"],
+                "host_image_auroc": img["auroc_ref"] * 100, "device_image_auroc": img["auroc_dev"] * 100,
+                "delta_points": img["delta_points"], "ci_low_points": img["ci_low_points"],
+                "ci_high_points": img["ci_high_points"], "p_value": img["p_value"], "spearman": img["spearman"],
+                "kendall": img["kendall"], "flipped_pairs": img["flipped_pairs"], "verdict_flips": img["verdict_flips"],
+                "pixel_delta_points": pix["delta_points"] if pix else None,
+                "host_run": result["reference"]["run_id"], "device_run": result["device"]["run_id"],
+            })
+    return pd.DataFrame(rows)
+
+
+def write_tables(report: Report, html_path: Path) -> list[Path]:
+    """``<stem>-drift``, ``-efficiency``, ``-emulated`` and ``-trends`` as .csv and .md beside the HTML."""
+    tables: dict[str, pd.DataFrame] = {
+        "drift": drift_frame(report),
+        "efficiency": pd.DataFrame(report.efficiency),
+        "emulated": pd.DataFrame(report.emulated),
+        "trends": pd.DataFrame([{**r, "flags": "; ".join(r["flags"])} for r in report.trends]),
+    }
+    written = []
+    for name, frame in tables.items():
+        base = html_path.with_name(f"{html_path.stem}-{name}")
+        frame.to_csv(base.with_suffix(".csv"), index=False)
+        base.with_suffix(".md").write_text(_markdown(frame) + "\n", encoding="utf-8")
+        written += [base.with_suffix(".csv"), base.with_suffix(".md")]
+    return written
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    return frame.to_markdown(index=False, floatfmt=".4g") if not frame.empty else "(no rows)"
