@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import threading
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any, Literal
 
 from bench import clock
@@ -229,3 +230,8 @@ class Sampler:
             self._consecutive += 1
             if self._consecutive >= self.max_failures:
                 self._gave_up = True
+
+
+def read_sysfs_int(path: Path) -> int:
+    """A sysfs attribute holding one integer (hwmon mV/mA, powercap uJ)."""
+    return int(path.read_text().split()[0])

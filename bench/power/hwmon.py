@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import clock
-from bench.power.base import MeterUnavailable, PowerMeter, Row, check_rails, power_row
+from bench.power.base import MeterUnavailable, PowerMeter, Row, check_rails, power_row, read_sysfs_int
 
 # Any hwmon device named ina3221, and the Jetson path through the I2C driver (the same devices
 # reached another way; duplicates are dropped by their resolved path).
@@ -30,10 +30,6 @@ class Channel:
     label: str
     volts_path: Path
     amps_path: Path
-
-
-def _read_int(path: Path) -> int:
-    return int(path.read_text().split()[0])
 
 
 def _number(path: Path) -> int:
@@ -93,8 +89,8 @@ class Ina3221Meter(PowerMeter):
         rows = []
         for channel in self._channels:
             before = clock.now_ns()
-            volts = _read_int(channel.volts_path) / 1000.0
-            amps = _read_int(channel.amps_path) / 1000.0
+            volts = read_sysfs_int(channel.volts_path) / 1000.0
+            amps = read_sysfs_int(channel.amps_path) / 1000.0
             after = clock.now_ns()
             rows.append(power_row((before + after) // 2, channel.label, volts, amps, volts * amps))
         return rows

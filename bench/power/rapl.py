@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import clock
-from bench.power.base import MeterUnavailable, PowerMeter, Row, check_rails, power_row
+from bench.power.base import MeterUnavailable, PowerMeter, Row, check_rails, power_row, read_sysfs_int
 
 ZONE_GLOB = "sys/class/powercap/intel-rapl:*"
 
@@ -28,10 +28,6 @@ class Domain:
     rail: str
     energy_path: Path
     max_range_uj: int
-
-
-def _read_int(path: Path) -> int:
-    return int(path.read_text().split()[0])
 
 
 def find_domains(root: str | Path = "/") -> list[Domain]:
@@ -48,7 +44,7 @@ def find_domains(root: str | Path = "/") -> list[Domain]:
             parent = zone_id.rsplit(":", 1)[0]
             rail = f"{zones[parent][0]}/{name}" if parent in zones and zone_id.count(":") > 1 else zone_id
         max_file = folder / "max_energy_range_uj"
-        max_range = _read_int(max_file) if max_file.is_file() else 0
+        max_range = read_sysfs_int(max_file) if max_file.is_file() else 0
         domains.append(Domain(rail, folder / "energy_uj", max_range))
     return domains
 
@@ -67,7 +63,7 @@ class RaplMeter(PowerMeter):
         self._last: dict[str, tuple[int, int]] = {}
         try:
             for domain in self._domains:
-                self._last[domain.rail] = (_read_int(domain.energy_path), clock.now_ns())
+                self._last[domain.rail] = (read_sysfs_int(domain.energy_path), clock.now_ns())
         except PermissionError as exc:
             raise MeterUnavailable(f"cannot read {exc.filename}: RAPL counters are root-only on most systems "
                                    "since CVE-2020-8694 (grant read access to energy_uj)") from None
@@ -78,7 +74,7 @@ class RaplMeter(PowerMeter):
         """Watts = energy since the previous reading / time since it, adding the range once if it wrapped."""
         rows = []
         for domain in self._domains:
-            energy = _read_int(domain.energy_path)
+            energy = read_sysfs_int(domain.energy_path)
             now = clock.now_ns()
             last_energy, last_ns = self._last[domain.rail]
             self._last[domain.rail] = (energy, now)
