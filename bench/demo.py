@@ -13,8 +13,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from bench.data.datasets import open_dataset
 from bench.data.demo import DemoSpec, generate_demo_dataset
 from bench.data.preprocess import preprocess_image
@@ -24,6 +22,7 @@ from bench.models.cards import load_card
 from bench.models.prepare import require_torch
 from bench.orchestrate import RunRequest, execute
 from bench.paths import cache_dir, reports_dir, results_dir
+from bench.progress import bar
 from bench.records import ensure_writable
 from bench.reports.html import write_report
 from bench.runner import Measurement
@@ -38,13 +37,13 @@ def _log(message: str) -> None:
 
 def demo_data(spec: DemoSpec) -> Path:
     root = cache_dir() / "demo" / f"data-{spec.fingerprint()[:12]}"
-    with tqdm(desc="demo data", unit="img", file=sys.stderr, leave=False) as bar:
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
+    with bar(None, "demo data", "img") as progress:
+        def update(done: int, total: int) -> None:
+            progress.total = total
+            progress.n = done
+            progress.refresh()
 
-        return generate_demo_dataset(root, spec, progress=progress)
+        return generate_demo_dataset(root, spec, progress=update)
 
 
 def demo_backbone(seed: int, data_root: Path, spec: DemoSpec) -> Path:

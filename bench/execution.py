@@ -24,7 +24,8 @@ from bench.power import MeterUnavailable, PowerMeter, meter_name, open_meter, op
 from bench.records import RunWriter, load_run
 from bench.runner import CategoryJob, Measurement, Runner
 
-MasksFn = Callable[[], Mapping[str, Mapping[str, np.ndarray] | None]]
+# Masks of the evaluated images (those without an error), per category; None where pixel metrics are n/a.
+MasksFn = Callable[[set[str]], Mapping[str, Mapping[str, np.ndarray] | None]]
 
 
 class Interrupted(BenchError):
@@ -102,7 +103,9 @@ def _run_and_finish(runner: Runner, writer: RunWriter, jobs: list[CategoryJob], 
             progress = writer.manifest["progress"]
             power = runner.device.profile.power
             rails = None if runner.meter is None and meter_name(power) != "csv" else _rails(power, record.power)
-            metrics = summarize(record.images, record.latency, {c: record.maps(c) for c in categories}, masks(),
+            evaluated = set(record.images.loc[record.images["error"].isna(), "image_id"])
+            metrics = summarize(record.images, record.latency, {c: record.maps(c) for c in categories},
+                                masks(evaluated),
                                 {c: progress.get(c, {}).get("timed_attempt") for c in categories}, gmac,
                                 record.power, rails, power.get("idle_w"))
             writer.finish("complete", metrics)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from bench.data.datasets import Dataset
 from bench.data.preprocess import preprocess_image
@@ -16,6 +14,7 @@ from bench.data.stream import prefetch
 from bench.errors import BadInput
 from bench.models.cards import ModelCard
 from bench.models.prepare import require_torch
+from bench.progress import bar, loss_callback
 from bench.provenance import index_sha256
 from bench.records.atomic import replace_atomically
 from bench.util import file_sha256
@@ -45,12 +44,8 @@ def fit_categories(card: ModelCard, dataset: Dataset, categories: list[str], out
             raise BadInput(f"{dataset.root / category / 'train'}: no normal training images")
         images = np.concatenate([t for _, t in prefetch(samples, lambda s: preprocess_image(s.path, recipe))])
         model = tinyglass.build(backbone)
-        with tqdm(total=cfg.steps, desc=f"fit {category}", file=sys.stderr, leave=False, dynamic_ncols=True) as bar:
-            def progress(step: int, total: int, loss: float, bar: tqdm = bar) -> None:
-                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-                bar.update()
-
-            summary = fit(model, images, cfg, progress)
+        with bar(cfg.steps, f"fit {category}") as progress:
+            summary = fit(model, images, cfg, loss_callback(progress))
         checkpoint = tinyglass.to_public_format(model)
         checkpoint["meta"] = json_safe({
             "model": card.name, "category": category, "fit": summary,
@@ -63,10 +58,6 @@ def fit_categories(card: ModelCard, dataset: Dataset, categories: list[str], out
         replace_atomically(target, lambda tmp, c=checkpoint: torch.save(c, tmp))
         written[category] = target
     return written
-
-
-def _progress_bar(total: int, desc: str, unit: str = "it") -> tqdm:
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
 def fit_zero_shot(card: ModelCard, dataset: Dataset, sources: list[str], heldout: list[str], out_dir: Path,
@@ -93,11 +84,11 @@ def fit_zero_shot(card: ModelCard, dataset: Dataset, sources: list[str], heldout
 
     def load(category: str) -> tuple[list, list[np.ndarray]]:
         samples = dataset.samples(category, "test")[:max_images]
-        with _progress_bar(len(samples), f"load {category}", "img") as bar:
+        with bar(len(samples), f"load {category}", "img") as progress:
             tensors = []
             for _, loaded in prefetch(samples, loader):
                 tensors.append(loaded.tensor)
-                bar.update()
+                progress.update()
         return samples, tensors
 
     train_samples, train_images = [], []
@@ -105,23 +96,19 @@ def fit_zero_shot(card: ModelCard, dataset: Dataset, sources: list[str], heldout
         samples, tensors = load(category)
         train_samples += samples
         train_images += tensors
-    with _progress_bar(len(train_images), "features", "img") as bar:
-        features = extract(model, train_images, bar.update)
+    with bar(len(train_images), "features", "img") as progress:
+        features = extract(model, train_images, progress.update)
     labels = np.array([s.label for s in train_samples])
     masks = np.stack([preprocess_mask(s.mask_path, recipe, s.path) for s in train_samples])
     known = np.array([s.label == 0 or s.mask_path is not None for s in train_samples])
     cfg = ZeroShotFitConfig(seed=seed) if steps is None else ZeroShotFitConfig(seed=seed, steps=steps)
-    with _progress_bar(cfg.steps, "fit readout") as bar:
-        def progress(step: int, total: int, loss: float) -> None:
-            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-            bar.update()
-
-        summary = fit(model, features, labels, masks, known, cfg, progress)
+    with bar(cfg.steps, "fit readout") as progress:
+        summary = fit(model, features, labels, masks, known, cfg, loss_callback(progress))
     results: dict[str, float] = {}
     for category in heldout:
         samples, tensors = load(category)
-        with _progress_bar(len(tensors), f"evaluate {category}", "img") as bar:
-            scores = score(model, extract(model, tensors, bar.update))
+        with bar(len(tensors), f"evaluate {category}", "img") as progress:
+            scores = score(model, extract(model, tensors, progress.update))
         results[category] = image_auroc([s.label for s in samples], scores)
     checkpoint = {
         "edgeglr": {k: v.detach().clone() for k, v in model.readout.state_dict().items()},

@@ -200,9 +200,7 @@ def execute(request: RunRequest, out: Path | None = None, resume: str | None = N
     cache = TensorCache(cache_dir() / "tensors", card.recipe) if request.tensor_cache else None
     loader = InputLoader(card.recipe, request.skip_bad, cache)
 
-    def masks() -> dict[str, dict[str, np.ndarray] | None]:
-        images = load_run(writer.run_dir).images
-        evaluated = set(images.loc[images["error"].isna(), "image_id"])
+    def masks(evaluated: set[str]) -> dict[str, dict[str, np.ndarray] | None]:
         return {cat: category_masks(card.recipe, group, evaluated) for cat, group in samples.items()}
 
     return execute_jobs(device, writer, jobs, loader, card.data.get("postprocess", {}), request.measurement,

@@ -10,14 +10,12 @@ threads, which on a CPU device would compete with the inference being timed.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from bench.clock import now_ns
 from bench.data.loader import InputLoader, Loaded
@@ -28,6 +26,7 @@ from bench.devices.cache import compiled_artifact
 from bench.errors import BadInput, BenchError
 from bench.models.postprocess import decode
 from bench.power.base import PowerMeter, Sampler
+from bench.progress import bar
 from bench.records.writer import RunWriter
 
 TIMED_POOL = 64  # distinct inputs a separate timed pass cycles over
@@ -54,13 +53,6 @@ class CategoryJob:
 
 class DeviceFailure(BenchError):
     """The device or its runtime failed mid-run; what was recorded so far is kept."""
-
-
-def _progress(total: int, desc: str) -> tqdm:
-    """A bar on stderr; redrawn rarely when stderr is a log file (CI), not a terminal."""
-    interval = 0.1 if sys.stderr.isatty() else 10.0
-    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, leave=False, dynamic_ncols=True,
-                mininterval=interval)
 
 
 class Runner:
@@ -137,7 +129,7 @@ class Runner:
         return pool
 
     def _accuracy_pass(self, session: Session, category: str, todo: list[Sample]) -> None:
-        with _progress(len(todo), f"{category} accuracy") as bar:
+        with bar(len(todo), f"{category} accuracy", "img") as progress:
             for sample, loaded in self._inputs(todo):
                 row = {"image_id": sample.image_id, "category": category, "defect_type": sample.defect_type,
                        "label": sample.label, "input_sha256": loaded.sha256, "score": None, "error": loaded.error}
@@ -147,7 +139,7 @@ class Runner:
                     if amap is not None:
                         self.writer.save_map(category, sample.image_id, amap)
                 self.writer.append("images", [row])
-                bar.update()
+                progress.update()
 
     def _window_ns(self) -> int:
         """Duration of the timed window so far: first timed start to last timed end."""
@@ -163,12 +155,12 @@ class Runner:
         if sampler is not None:
             sampler.start()
         try:
-            with _progress(m.min_count, f"{job.category} timed") as bar:
+            with bar(m.min_count, f"{job.category} timed", "img") as progress:
                 while count < m.min_count or self._window_ns() < min_ns:
                     self._infer(session, pool[count % len(pool)], job.category, "timed")
                     count += 1
                     if count <= m.min_count:
-                        bar.update()
+                        progress.update()
         finally:
             if sampler is not None:
                 sampler.stop()

@@ -42,7 +42,7 @@ def run(setup: dict, measurement: Measurement, device: HostDevice | None = None)
     device = device or HostDevice(load_profile("host"))
     writer = RunWriter.create(tmp / "results", {"command": "test"}, "run")
 
-    def masks() -> dict:
+    def masks(evaluated: set[str]) -> dict:
         return {"widget": {s.image_id: preprocess_mask(s.mask_path, RECIPE, s.path) for s in setup["samples"]}}
 
     return execute_jobs(device, writer, [CategoryJob("widget", setup["exported"], setup["samples"])],
@@ -177,7 +177,8 @@ NO_TORCH = textwrap.dedent(
     writer = RunWriter.create(tmp / "results", {"command": "no-torch"}, "nt")
     loader = InputLoader(Recipe((16, 16), (16, 16)))
     execute_jobs(create_device(load_profile("host")), writer, [CategoryJob("widget", exported, samples)], loader,
-                 {"map_size": [16, 16], "map_sigma": 1}, Measurement(1, 5, 0.0), tmp / "art", lambda: {"widget": None})
+                 {"map_size": [16, 16], "map_sigma": 1}, Measurement(1, 5, 0.0), tmp / "art",
+                 lambda ids: {"widget": None})
     record = load_run(tmp / "results" / "nt")
     assert record.status == "complete", record.manifest
     assert not any(name in sys.modules for name in ("torch", "torchvision", "onnx"))
@@ -205,9 +206,7 @@ def test_skip_bad_records_errors_and_evaluates_the_rest(setup: dict) -> None:
     samples = checked(MVTecDataset(data).samples("widget", "test"), skip_bad=True)
     writer = RunWriter.create(setup["tmp"] / "results", {"command": "test"}, "skip")
 
-    def masks() -> dict:
-        images = load_run(writer.run_dir).images
-        evaluated = set(images.loc[images["error"].isna(), "image_id"])
+    def masks(evaluated: set[str]) -> dict:
         return {"widget": category_masks(RECIPE, samples, evaluated)}
 
     execute_jobs(HostDevice(load_profile("host")), writer, [CategoryJob("widget", setup["exported"], samples)],
@@ -229,7 +228,7 @@ def test_pixel_metrics_not_available_without_masks(setup: dict) -> None:
     assert category_masks(RECIPE, samples, {s.image_id for s in samples}) is None
     writer = RunWriter.create(setup["tmp"] / "results", {"command": "test"}, "nomask")
     execute_jobs(HostDevice(load_profile("host")), writer, [CategoryJob("widget", setup["exported"], samples)],
-                 InputLoader(RECIPE), POST, Measurement(0, 1, 0.0), setup["tmp"] / "art", lambda: {"widget": None})
+                 InputLoader(RECIPE), POST, Measurement(0, 1, 0.0), setup["tmp"] / "art", lambda ids: {"widget": None})
     figures = load_run(writer.run_dir).metrics["categories"]["widget"]
     assert figures["pixel_auroc"] is None and figures["aupro"] is None
     assert figures["pixel_note"] == "not every defective image has a mask"

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
-from tqdm import tqdm
 
 from bench.data.datasets import Dataset
 from bench.data.preprocess import check_mask_size
 from bench.data.samples import Sample
 from bench.data.stream import prefetch
 from bench.errors import BadInput
+from bench.progress import bar
 
 
 def _verify(path: Any) -> str | None:
@@ -48,7 +47,7 @@ def inspect_dataset(dataset: Dataset, categories: list[str] | None = None, worke
     selected = dataset.select(categories)
     splits = {c: {s: _samples_or_empty(dataset, c, s) for s in ("train", "test")} for c in selected}
     total = sum(len(v) for c in splits.values() for v in c.values())
-    with tqdm(total=total, desc="inspect", unit="img", file=sys.stderr, leave=False) as bar:
+    with bar(total, "inspect", "img") as progress:
         for category, by_split in splits.items():
             test = by_split["test"]
             entry: dict[str, Any] = {
@@ -63,7 +62,7 @@ def inspect_dataset(dataset: Dataset, categories: list[str] | None = None, worke
             }
             for _, problems in prefetch(by_split["train"] + test, sample_problems, workers=workers, depth=16):
                 entry["problems"].extend(problems)
-                bar.update()
+                progress.update()
             report["categories"][category] = entry
     report["problems"] = sum(len(c["problems"]) for c in report["categories"].values())
     return report

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.models.edgezsad import EdgeZSAD
-from bench.models.training import reinitialise
+from bench.models.training import Progress, optimise, reinitialise
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def patch_targets(masks: np.ndarray, grid: tuple[int, int], threshold: float) ->
 
 def fit(model: EdgeZSAD, features: tuple[torch.Tensor, torch.Tensor, torch.Tensor], labels: np.ndarray,
         masks: np.ndarray, mask_known: np.ndarray, cfg: ZeroShotFitConfig,
-        progress: Callable[[int, int, float], None] | None = None) -> dict:
+        progress: Progress | None = None) -> dict:
     """Fit the readout on cached features of labelled images.
 
     ``masks`` [N,H,W] bool (all False for good images); where ``mask_known`` is False (a defective
@@ -62,10 +62,8 @@ def fit(model: EdgeZSAD, features: tuple[torch.Tensor, torch.Tensor, torch.Tenso
     y_patch = patch_targets(masks, tuple(f2.shape[-2:]), cfg.label_min)
     y_patch[torch.from_numpy(~mask_known)] = -1.0
     generator = torch.Generator().manual_seed(cfg.seed)
-    optimizer = torch.optim.Adam(model.readout.parameters(), lr=cfg.lr)
-    model.readout.train()
-    losses = []
-    for step in range(cfg.steps):
+
+    def loss_at() -> torch.Tensor:
         idx = torch.randperm(len(y_img), generator=generator)[: cfg.batch_images]
         local = model.readout.local_logits(f1[idx], f2[idx])
         glob = model.readout.global_logits(f3[idx])
@@ -75,15 +73,12 @@ def fit(model: EdgeZSAD, features: tuple[torch.Tensor, torch.Tensor, torch.Tenso
         loss_global = F.binary_cross_entropy_with_logits(glob, y_img[idx])
         score, _ = model.readout.combine(local, glob)
         loss_score = F.binary_cross_entropy(score.clamp(1e-6, 1 - 1e-6), y_img[idx])
-        loss = loss_local + loss_global + loss_score
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-        if progress is not None:
-            progress(step + 1, cfg.steps, losses[-1])
+        return loss_local + loss_global + loss_score
+
+    model.readout.train()
+    final_loss = optimise(model.readout.parameters(), cfg.lr, cfg.steps, loss_at, progress)
     model.readout.eval()
-    return {"config": asdict(cfg), "final_loss": float(np.mean(losses[-10:])), "images": len(y_img),
+    return {"config": asdict(cfg), "final_loss": final_loss, "images": len(y_img),
             "defective": int(labels.sum())}
 
 

@@ -10,7 +10,6 @@ on a CPU, which is what the demo and a lab adding a category need.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -19,7 +18,7 @@ import torch.nn.functional as F
 
 from bench.models.postprocess import bilinear_matrix
 from bench.models.tinyglass import TinyGLASS
-from bench.models.training import reinitialise
+from bench.models.training import Progress, optimise, reinitialise
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ def _as_patches(embedding: torch.Tensor) -> torch.Tensor:
 
 
 def fit(
-    model: TinyGLASS, images: np.ndarray, cfg: FitConfig, progress: Callable[[int, int, float], None] | None = None
+    model: TinyGLASS, images: np.ndarray, cfg: FitConfig, progress: Progress | None = None
 ) -> dict:
     """Fit projection and discriminator on normal ``images`` [N,3,H,W]; returns a summary of the fit."""
     torch.manual_seed(cfg.seed)
@@ -95,13 +94,9 @@ def fit(
     las_p, las_labels = las_p[keep], las_labels[keep]
     gas_std = float(normal_p.std()) * cfg.gas_noise
 
-    params = list(model.pre_projection.parameters()) + list(model.discriminator.parameters())
-    optimizer = torch.optim.Adam(params, lr=cfg.lr)
     generator = torch.Generator().manual_seed(cfg.seed)
-    model.pre_projection.train()
-    model.discriminator.train()
-    losses = []
-    for step in range(cfg.steps):
+
+    def loss_at() -> torch.Tensor:
         idx_n = torch.randint(len(normal_p), (cfg.batch_patches,), generator=generator)
         idx_a = torch.randint(len(las_p), (cfg.batch_patches,), generator=generator)
         true = normal_p[idx_n]
@@ -109,13 +104,12 @@ def fit(
         batch = torch.cat([true, fake, las_p[idx_a]])
         target = torch.cat([torch.zeros(len(true)), torch.ones(len(fake)), las_labels[idx_a]])
         pred = model.score_patches(batch[:, :, None, None]).flatten()
-        loss = F.binary_cross_entropy(pred.clamp(1e-6, 1 - 1e-6), target)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-        if progress is not None:
-            progress(step + 1, cfg.steps, losses[-1])
+        return F.binary_cross_entropy(pred.clamp(1e-6, 1 - 1e-6), target)
+
+    model.pre_projection.train()
+    model.discriminator.train()
+    params = [*model.pre_projection.parameters(), *model.discriminator.parameters()]
+    final_loss = optimise(params, cfg.lr, cfg.steps, loss_at, progress)
     model.eval()
-    return {"config": asdict(cfg), "final_loss": float(np.mean(losses[-10:])), "train_images": len(images),
+    return {"config": asdict(cfg), "final_loss": final_loss, "train_images": len(images),
             "synthetic_images": len(synthetic)}

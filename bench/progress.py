@@ -1,0 +1,24 @@
+"""Progress bars on stderr, one style for every long step (stdout stays free for --json)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from tqdm import tqdm
+
+
+def bar(total: int | None, desc: str, unit: str = "it") -> tqdm:
+    """A transient bar; redrawn rarely when stderr is a log file (CI), not a terminal."""
+    interval = 0.1 if sys.stderr.isatty() else 10.0
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True,
+                mininterval=interval)
+
+
+def loss_callback(progress: tqdm) -> Callable[[int, int, float], None]:
+    """The ``progress(step, total, loss)`` callback of the fitting loops, shown on ``progress``."""
+    def update(step: int, total: int, loss: float) -> None:
+        progress.set_postfix(loss=f"{loss:.3f}", refresh=False)
+        progress.update()
+
+    return update
