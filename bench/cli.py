@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import __version__
-from bench.errors import BadInput, BenchError, NotBuilt
+from bench.errors import BadInput, BenchError
 from bench.paths import cache_dir, results_dir
 
 
@@ -29,13 +29,6 @@ def _positive(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return number
-
-
-def _not_built(command: str, issue: str) -> Callable[[argparse.Namespace], int]:
-    def handler(args: argparse.Namespace) -> int:
-        raise NotBuilt(f"'bench {command}' is not built in this version yet ({issue})")
-
-    return handler
 
 
 def _emit(rows: list[dict], as_json: bool, line: Callable[[dict], str]) -> int:
@@ -63,6 +56,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_dir = execute(request, out=args.out, resume=args.resume)
     print(f"run record: {run_dir}")
     return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from bench.orchestrate import RunRequest, compile_models
+
+    if args.data_root is None:
+        raise BadInput("--data-root is required: the export's parity check and INT8 calibration read its images")
+    request = RunRequest(device=args.device, model=args.model, dataset=args.dataset, data_root=args.data_root,
+                         checkpoint=args.checkpoint or cache_dir() / "checkpoints" / args.model,
+                         categories=args.categories, backbone_weights=args.backbone_weights, emulate=args.emulate)
+    rows = compile_models(request)
+    return _emit(rows, args.json, lambda r: f"{r['category']}: {r['artifact']} "
+                 f"({'cached' if r['cached'] else 'built'}, sha256 {r['sha256'][:12]})")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -230,7 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
     compile_ = sub.add_parser("compile", help="compile a model for a device into the artifact cache")
     compile_.add_argument("--device", required=True)
     compile_.add_argument("--model", required=True)
-    compile_.set_defaults(handler=_not_built("compile", "the devices issue adds it"))
+    compile_.add_argument("--dataset", default="mvtec")
+    compile_.add_argument("--data-root", type=Path, help="dataset folder (parity inputs, INT8 calibration images)")
+    compile_.add_argument("--categories", type=_categories, help="comma-separated subset of categories")
+    compile_.add_argument("--checkpoint", type=Path, help="checkpoint file or folder (default: where bench fit "
+                          "writes)")
+    compile_.add_argument("--backbone-weights", type=Path, help="backbone weight file")
+    compile_.add_argument("--emulate", action="store_true", help="the host-emulation artifact instead")
+    compile_.add_argument("--json", action="store_true")
+    compile_.set_defaults(handler=cmd_compile)
 
     fit = sub.add_parser("fit", help="fit per-category checkpoints on normal training images")
     fit.add_argument("--model", required=True)

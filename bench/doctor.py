@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
+from bench.devices.base import Device
 from bench.devices.profiles import load_profile, profile_names
 from bench.devices.registry import create_device
 from bench.errors import BenchError
@@ -47,6 +48,12 @@ def diagnose() -> list[dict[str, Any]]:
             return ok, reason
 
         rows.append(_check(f"device {name}", device_status))
+        try:
+            device = create_device(profile)
+        except BenchError:
+            device = None  # the device row above already says why
+        if device is not None and type(device).compile_status is not Device.compile_status:
+            rows.append(_check(f"compile {name}", device.compile_status))
         if profile.emulation:
             rows.append(_check(f"emulate {name}", lambda p=profile: create_device(p, emulate=True).availability()))
     return rows

@@ -15,12 +15,6 @@ class BadInput(BenchError):
     exit_code = 2
 
 
-class NotBuilt(BenchError):
-    """A command of the CLI contract that this version does not implement yet."""
-
-    exit_code = 2
-
-
 class GateFailed(BenchError):
     """A quality gate (for example the drift limit of ``bench compare``) was exceeded."""
 

@@ -61,10 +61,21 @@ def _meter(device: Device, writer: RunWriter) -> PowerMeter | None:
 def execute_jobs(device: Device, writer: RunWriter, jobs: list[CategoryJob], loader: InputLoader,
                  postprocess: dict[str, Any], measurement: Measurement, artifact_root: Path,
                  masks: MasksFn, done: set[str] | None = None, gmac: float | None = None) -> Path:
-    """Run every job into ``writer`` and finish the record; returns the run folder."""
-    meter = None if device.emulated else _meter(device, writer)
-    runner = Runner(device, writer, loader, postprocess, measurement, artifact_root, meter,
-                    rate_hz(device.profile.power))
+    """Run every job into ``writer`` and finish the record; returns the run folder.
+
+    A profile whose ``location.where`` is ``ssh`` runs on its device through the remote worker
+    (``bench.remote``); its meter is opened there.
+    """
+    from bench.remote.host import RemoteRunner, is_remote
+
+    runner: Runner | RemoteRunner
+    meter = None
+    if is_remote(device) and not device.emulated:
+        runner = RemoteRunner(device, writer, loader, postprocess, measurement, artifact_root)
+    else:
+        meter = None if device.emulated else _meter(device, writer)
+        runner = Runner(device, writer, loader, postprocess, measurement, artifact_root, meter,
+                        rate_hz(device.profile.power))
     resume_hint = f"resume with --resume {writer.run_dir.name}"
     try:
         _run_and_finish(runner, writer, jobs, done, masks, gmac, resume_hint)
@@ -75,8 +86,11 @@ def execute_jobs(device: Device, writer: RunWriter, jobs: list[CategoryJob], loa
 
 
 def _rails(power: dict[str, Any], rows: Any) -> list[str] | None:
-    """The profile's rails, or every rail the meter recorded when the profile names none."""
-    return list(power.get("rails") or sorted(rows["rail"].unique())) or None
+    """The rails energy is summed over: ``energy_rails``, else the sampled ``rails``, else every rail recorded.
+
+    A Jetson samples VDD_IN and its parts (VDD_CPU_GPU_CV, VDD_SOC) but its energy is VDD_IN alone,
+    which already contains them."""
+    return list(power.get("energy_rails") or power.get("rails") or sorted(rows["rail"].unique())) or None
 
 
 def _import_trace(power: dict[str, Any], writer: RunWriter, jobs: list[CategoryJob]) -> None:
@@ -90,7 +104,7 @@ def _import_trace(power: dict[str, Any], writer: RunWriter, jobs: list[CategoryJ
             writer.append("power", trace.rows(window[0], window[1]))
 
 
-def _run_and_finish(runner: Runner, writer: RunWriter, jobs: list[CategoryJob], done: set[str] | None,
+def _run_and_finish(runner: Any, writer: RunWriter, jobs: list[CategoryJob], done: set[str] | None,
                     masks: MasksFn, gmac: float | None, resume_hint: str) -> None:
     """Drive the runner, compute the metrics and finish the record with the status that fits how it ended."""
     try:
@@ -102,7 +116,8 @@ def _run_and_finish(runner: Runner, writer: RunWriter, jobs: list[CategoryJob], 
             categories = [job.category for job in jobs]
             progress = writer.manifest["progress"]
             power = runner.device.profile.power
-            rails = None if runner.meter is None and meter_name(power) != "csv" else _rails(power, record.power)
+            records_power = getattr(runner, "records_power", runner.meter is not None) or meter_name(power) == "csv"
+            rails = _rails(power, record.power) if records_power else None
             evaluated = set(record.images.loc[record.images["error"].isna(), "image_id"])
             metrics = summarize(record.images, record.latency, {c: record.maps(c) for c in categories},
                                 masks(evaluated),

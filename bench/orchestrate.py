@@ -20,6 +20,7 @@ from bench.data.preprocess import Recipe, preprocess_mask
 from bench.data.samples import Sample
 from bench.data.tensor_cache import TensorCache
 from bench.devices.base import Device, ExportedModel
+from bench.devices.cache import compiled_artifact
 from bench.devices.profiles import load_profile
 from bench.devices.registry import create_device
 from bench.errors import BadInput
@@ -141,7 +142,7 @@ def _manifest(request: RunRequest, device: Device, card: ModelCard, dataset: Dat
 def _for_device(device: Device, prepared: PreparedModel, dataset: Dataset, recipe: Recipe) -> ExportedModel:
     """The exported model, plus the PyTorch module and representative images for toolchains that quantize."""
     exported = prepared.export.exported
-    if not (device.emulated and device.profile.emulation.get("numerics") == "int8_mct"):
+    if device.quantization_images() == 0:
         return exported
     train = [s for s in dataset.samples(prepared.category, "train") if s.label == 0 and not s.problem]
     if not train:
@@ -154,7 +155,7 @@ def _for_device(device: Device, prepared: PreparedModel, dataset: Dataset, recip
         return [loader(s).tensor for s in train[::step][:count]]
 
     return replace(exported, module=prepared.module, representative=representative,
-                   representative_key=index_sha256(train))
+                   representative_key=index_sha256(train), normalization=(recipe.mean, recipe.std))
 
 
 def category_masks(recipe: Recipe, samples: list[Sample], evaluated: set[str]) -> dict[str, np.ndarray] | None:
@@ -194,6 +195,8 @@ def execute(request: RunRequest, out: Path | None = None, resume: str | None = N
         writer = RunWriter.create(out, manifest, new_run_id(profile.name, card.name))
         done = set()
     print(f"run {writer.run_dir}", file=sys.stderr)
+    for warning in manifest["device"]["environment"].get("warnings") or []:
+        print(f"warning: {warning}", file=sys.stderr)
     jobs = [CategoryJob(cat, _for_device(device, prepared[cat], dataset, card.recipe), samples[cat])
             for cat in categories]
     first_macs = next(iter(prepared.values())).macs
@@ -205,6 +208,33 @@ def execute(request: RunRequest, out: Path | None = None, resume: str | None = N
 
     return execute_jobs(device, writer, jobs, loader, card.data.get("postprocess", {}), request.measurement,
                         cache_dir() / "artifacts", masks, done, gmac=first_macs / 1e9)
+
+
+def compile_models(request: RunRequest) -> list[dict[str, Any]]:
+    """``bench compile``: each category's artifact built (or found) in the artifact cache, nothing run.
+
+    The dataset is read only for the export's parity inputs and, for toolchains that quantize,
+    the representative images, so the artifact is exactly the one ``bench run`` would use.
+    """
+    profile = load_profile(request.device)
+    device = create_device(profile, request.emulate)
+    card = load_card(request.model)
+    if request.data_root is None or not request.data_root.exists():
+        raise BadInput(f"--data-root {request.data_root}: no such folder")
+    dataset = open_dataset(request.dataset, request.data_root)
+    categories = dataset.select(request.categories)
+    samples = _test_samples(dataset, categories, request.limit, skip_bad=True)
+    prepared = _prepare_models(card, request, samples)
+    rows = []
+    for category in categories:
+        exported = _for_device(device, prepared[category], dataset, card.recipe)
+        print(f"compiling {card.name}/{category} for {profile.name} ...", file=sys.stderr)
+        artifact, cached = compiled_artifact(exported, device, cache_dir() / "artifacts")
+        rows.append({"category": category, "device": profile.name, "emulated": device.emulated,
+                     "artifact": str(artifact.path), "sha256": artifact.sha256, "cached": cached,
+                     "precision": artifact.precision, "toolchain": artifact.toolchain,
+                     "source_onnx_sha256": artifact.source_sha256, "details": artifact.details})
+    return rows
 
 
 def resumed_request(out: Path | None, run_id: str) -> RunRequest:

@@ -21,7 +21,7 @@ from bench.clock import now_ns
 from bench.data.loader import InputLoader, Loaded
 from bench.data.samples import Sample
 from bench.data.stream import prefetch
-from bench.devices.base import Device, ExportedModel, Session
+from bench.devices.base import Artifact, Device, ExportedModel, Session
 from bench.devices.cache import compiled_artifact
 from bench.errors import BadInput, BenchError
 from bench.models.postprocess import decode
@@ -58,7 +58,7 @@ class DeviceFailure(BenchError):
 class Runner:
     def __init__(self, device: Device, writer: RunWriter, loader: InputLoader, postprocess: dict[str, Any],
                  measurement: Measurement, artifact_root: Path, meter: PowerMeter | None = None,
-                 rate_hz: float = 100.0) -> None:
+                 rate_hz: float = 100.0, prebuilt: dict[str, Artifact] | None = None) -> None:
         self.device = device
         self.writer = writer
         self.loader = loader
@@ -67,6 +67,7 @@ class Runner:
         self.artifact_root = artifact_root
         self.meter = meter
         self.rate_hz = rate_hz
+        self.prebuilt = prebuilt or {}  # artifacts compiled elsewhere (a remote run's host), by category
         self._window: tuple[int, int] | None = None
 
     def run(self, jobs: list[CategoryJob], done: set[str]) -> None:
@@ -77,7 +78,10 @@ class Runner:
             self._run_category(job, done, state)
 
     def _run_category(self, job: CategoryJob, done: set[str], state: dict[str, Any]) -> None:
-        artifact, cached = compiled_artifact(job.exported, self.device, self.artifact_root)
+        if job.category in self.prebuilt:
+            artifact, cached = self.prebuilt[job.category], True
+        else:
+            artifact, cached = compiled_artifact(job.exported, self.device, self.artifact_root)
         self.writer.set_artifact(job.category, artifact.sha256, artifact.toolchain, cached, artifact.details)
         todo = [s for s in job.samples if s.image_id not in done]
         session = self.device.open(artifact)
@@ -90,6 +94,9 @@ class Runner:
             self._timed_pass(session, job, pool)
             self.writer.set_progress(job.category, timed_attempt=self.writer.attempt)
         finally:
+            audit = session.audit()
+            if audit:
+                self.writer.set_progress(job.category, session=audit)
             session.close()
 
     def _infer(self, session: Session, batch: np.ndarray, category: str, phase: str | None) -> dict[str, np.ndarray]:
@@ -124,29 +131,83 @@ class Runner:
                 break
         if not pool:
             raise BadInput(f"category '{job.category}': no readable image to run")
-        for i in range(self.measurement.warmup):
-            self._infer(session, pool[i % len(pool)], job.category, "warmup")
+        if session.host_timed:  # a device that times itself warms up inside its own profiling
+            for i in range(self.measurement.warmup):
+                self._infer(session, pool[i % len(pool)], job.category, "warmup")
         return pool
 
     def _accuracy_pass(self, session: Session, category: str, todo: list[Sample]) -> None:
+        """Every image once, untimed; sessions that take inputs in groups get ``chunk`` at a time, and each
+        group's rows are written as soon as its outputs are back."""
+        group: list[tuple[Sample, Loaded]] = []
         with bar(len(todo), f"{category} accuracy", "img") as progress:
-            for sample, loaded in self._inputs(todo):
-                row = {"image_id": sample.image_id, "category": category, "defect_type": sample.defect_type,
-                       "label": sample.label, "input_sha256": loaded.sha256, "score": None, "error": loaded.error}
-                if loaded.tensor is not None:
-                    outputs = self._infer(session, loaded.tensor, category, None)
-                    row["score"], amap = decode(outputs, self.postprocess)
-                    if amap is not None:
-                        self.writer.save_map(category, sample.image_id, amap)
-                self.writer.append("images", [row])
-                progress.update()
+            for item in self._inputs(todo):
+                group.append(item)
+                if len(group) >= max(1, session.chunk):
+                    self._accuracy_group(session, category, group)
+                    progress.update(len(group))
+                    group = []
+            if group:
+                self._accuracy_group(session, category, group)
+                progress.update(len(group))
+
+    def _accuracy_group(self, session: Session, category: str, group: list[tuple[Sample, Loaded]]) -> None:
+        readable = [loaded.tensor for _, loaded in group if loaded.tensor is not None]
+        if len(readable) == 1:
+            results = iter([self._infer(session, readable[0], category, None)])
+        else:
+            results = iter(self._infer_many(session, readable, category))
+        for sample, loaded in group:
+            row = {"image_id": sample.image_id, "category": category, "defect_type": sample.defect_type,
+                   "label": sample.label, "input_sha256": loaded.sha256, "score": None, "error": loaded.error}
+            if loaded.tensor is not None:
+                row["score"], amap = decode(next(results), self.postprocess)
+                if amap is not None:
+                    self.writer.save_map(category, sample.image_id, amap)
+            self.writer.append("images", [row])
+
+    def _infer_many(self, session: Session, batches: list[np.ndarray], category: str) -> list[dict[str, np.ndarray]]:
+        try:
+            results = session.infer_many(batches)
+        except BenchError:
+            raise
+        except Exception as exc:
+            raise DeviceFailure(f"device '{self.device.profile.name}' failed during {category}: {exc}") from exc
+        if len(results) != len(batches):
+            raise DeviceFailure(f"device '{self.device.profile.name}' returned {len(results)} results for "
+                                f"{len(batches)} inputs in {category}")
+        return [r.outputs for r in results]
 
     def _window_ns(self) -> int:
         """Duration of the timed window so far: first timed start to last timed end."""
         return 0 if self._window is None else self._window[1] - self._window[0]
 
+    def _device_timed_pass(self, session: Session, job: CategoryJob, pool: list[np.ndarray]) -> None:
+        """Latencies from the device's own profiler, recorded as timed rows laid end to end from now (so the
+        window, and FPS, assume back-to-back execution on the device); the source is recorded per category."""
+        m = self.measurement
+        if m.min_count == 0:
+            return
+        timing = session.device_timing(pool, m.min_count)
+        if not timing.latencies_ms:
+            raise DeviceFailure(f"device '{self.device.profile.name}' returned no latencies for {job.category} "
+                                f"({timing.source})")
+        t = now_ns()
+        rows = []
+        for ms in timing.latencies_ms:
+            end = t + round(ms * 1e6)
+            rows.append({"category": job.category, "attempt": self.writer.attempt, "phase": "timed", "t_start_ns": t,
+                         "t_end_ns": end, "latency_ms": float(ms), "device_ms": float(ms)})
+            t = end
+        self.writer.append("latency", rows)
+        self.writer.set_progress(job.category, timing={"source": timing.source, "host_timed": False,
+                                                       "count": len(rows), **timing.details})
+
     def _timed_pass(self, session: Session, job: CategoryJob, pool: list[np.ndarray]) -> None:
         """Back-to-back timed inferences on in-memory inputs until both the minimum count and duration are met."""
+        if not session.host_timed:
+            self._device_timed_pass(session, job, pool)
+            return
         m = self.measurement
         min_ns = int(m.min_duration_s * 1e9)
         count = 0

@@ -45,3 +45,14 @@ def small_demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "data_root": Path(request["data_root"]), "checkpoint": Path(request["checkpoint"]),
         "backbone": Path(request["backbone_weights"]), "stdout": done.stdout,
     }
+
+
+@pytest.fixture(scope="session")
+def converter_cli(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real IMX500 converter in its own venv, created once per test session (as ``python -m
+    bench.devices.imx500_converter install`` does; Java 17 comes from apt where it is missing).
+    ``BENCH_TEST_IMXCONV_ENV`` reuses an existing environment between local test sessions."""
+    from bench.devices.imx500_converter import install
+
+    env = Path(os.environ.get("BENCH_TEST_IMXCONV_ENV", tmp_path_factory.getbasetemp() / "imxconv-env"))
+    return install(env)

@@ -20,13 +20,23 @@ def test_every_design_command_is_registered() -> None:
     assert set(sub.choices) == DESIGN_COMMANDS
 
 
-@pytest.mark.parametrize("argv, word", [
-    (["compile", "--device", "host", "--model", "tinyglass"], "compile"),
-])
-def test_unbuilt_commands_say_so_and_exit_2(argv: list[str], word: str, capsys: pytest.CaptureFixture) -> None:
-    assert main(argv) == 2
+def test_compile_needs_a_data_root(capsys: pytest.CaptureFixture) -> None:
+    assert main(["compile", "--device", "host", "--model", "tinyglass"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and word in err and "not built" in err
+    assert len(err.splitlines()) == 1 and "--data-root" in err
+
+
+def test_compile_fills_the_artifact_cache_and_reuses_it(small_demo: dict[str, Path], tmp_path: Path) -> None:
+    args = ["compile", "--device", "host", "--model", "tinyglass", "--dataset", "mvtec",
+            "--data-root", str(small_demo["data_root"]), "--checkpoint", str(small_demo["checkpoint"]),
+            "--backbone-weights", str(small_demo["backbone"]), "--json"]
+    env = {"BENCH_CACHE_DIR": str(tmp_path / "cache")}
+    first = run_cli(args, cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    rows = json.loads(first.stdout)
+    assert rows and all(not r["cached"] and Path(r["artifact"]).is_file() for r in rows)
+    again = json.loads(run_cli(args, cwd=tmp_path, env=env).stdout)
+    assert [r["sha256"] for r in again] == [r["sha256"] for r in rows] and all(r["cached"] for r in again)
 
 
 @pytest.mark.parametrize("what, name", [("devices", "host"), ("models", "tinyglass"), ("datasets", "mvtec")])

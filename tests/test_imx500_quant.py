@@ -202,3 +202,24 @@ def test_tinyglass_quantizes_exports_and_runs(tmp_path: Path, record_property: p
     assert abs(float(score[0]) - float(expected[0][0])) < 0.05
     assert float(np.abs(patches - expected[1]).max()) < 0.05
     assert not np.array_equal(patches, expected[1])
+
+
+def test_pixel_input_model_normalises_inside(tmp_path: Path) -> None:
+    """With the preprocessing's mean/std the INT8 network takes RGB in [0, 1] (the sensor's input) and gives
+    what the FP32 module gives on the normalised tensor."""
+    from bench.devices.imx500_quant import Normalization, to_pixels
+
+    norm = Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    net = small_net()
+    mean = np.asarray(norm.mean, np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(norm.std, np.float32).reshape(1, 3, 1, 1)
+    normalised = [(image - mean) / std for image in images(8, 32)]
+    report = quantize_for_imx500(net, normalised, tmp_path, normalization=norm)
+    assert report.input.startswith("rgb in [0, 1]") and report.normalization == norm.to_json()
+    session = ort_session(report.onnx_path, threads=1)
+    for pixels in images(3, 32, seed=5):
+        tensor = (pixels - mean) / std
+        np.testing.assert_allclose(to_pixels(tensor, norm), pixels, atol=1e-6)
+        score, patches = session.run(["score", "patch_scores"], {"image": pixels})
+        ref_score, ref_patches = fp32(net, tensor)
+        assert float(np.abs(patches - ref_patches).max()) < 0.05 and float(np.abs(score - ref_score).max()) < 0.05

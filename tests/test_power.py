@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_boards import fake_ina3221
 
 from bench import clock
 from bench.errors import BadInput
@@ -80,33 +81,6 @@ def test_no_live_meter_for_none_and_csv(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- INA3221 (fake sysfs)
-
-ORIN_NANO = {1: ("VDD_CPU_GPU_CV", 5000, 620), 2: ("VDD_SOC", 4992, 410), 3: ("VDD_IN", 5072, 1484)}
-
-
-def fake_ina3221(root: Path, channels: dict[int, tuple[str, int, int]] = ORIN_NANO) -> Path:
-    """A fake Jetson tree: the ina3221 hwmon device under the I2C driver, linked from /sys/class/hwmon,
-    with the driver's in7 "sum of shunt voltages" (no curr7) and an unrelated hwmon chip beside it."""
-    dev = root / "sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon3"
-    dev.mkdir(parents=True)
-    (dev / "name").write_text("ina3221\n")
-    for n, (label, mv, ma) in channels.items():
-        (dev / f"in{n}_label").write_text(label + "\n")
-        (dev / f"in{n}_input").write_text(f"{mv}\n")
-        (dev / f"curr{n}_input").write_text(f"{ma}\n")
-        (dev / f"in{n + 3}_input").write_text("7400\n")
-    (dev / "in7_label").write_text("sum of shunt voltages\n")
-    (dev / "in7_input").write_text("22200\n")
-    (root / "sys/class/hwmon").mkdir(parents=True)
-    (root / "sys/class/hwmon/hwmon3").symlink_to(dev)
-    other = root / "sys/class/hwmon/hwmon0"
-    other.mkdir()
-    (other / "name").write_text("soc_therm\n")
-    (other / "in1_label").write_text("VDD_IN\n")
-    (other / "in1_input").write_text("1\n")
-    (other / "curr1_input").write_text("1\n")
-    return dev
-
 
 def test_ina3221_finds_rails_by_label(tmp_path: Path) -> None:
     fake_ina3221(tmp_path)

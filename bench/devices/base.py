@@ -33,6 +33,7 @@ class ExportedModel:
     module: Any = field(default=None, compare=False, repr=False)
     representative: Callable[[int], list[np.ndarray]] | None = field(default=None, compare=False, repr=False)
     representative_key: str = ""  # identifies the representative images, so the artifact cache keys on them
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # preprocessing (mean, std)
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,41 @@ class DeviceProfile:
     source: Path | None = None
 
 
+@dataclass(frozen=True)
+class DeviceTiming:
+    """Per-inference latencies measured by the device's own profiler, for sessions the host cannot time
+    (a cloud device: the host would time the network round trip, not the inference)."""
+
+    latencies_ms: list[float]
+    source: str  # what measured them, e.g. "AI Hub profile job j1234 (all_inference_times)"
+    details: dict[str, Any] = field(default_factory=dict)
+
+
 class Session(ABC):
-    """An opened artifact, ready for single-stream inference."""
+    """An opened artifact, ready for single-stream inference.
+
+    ``chunk`` > 1 says the session prefers inputs in groups (``infer_many``), e.g. one cloud job or
+    one adb round trip per group; ``host_timed`` False says timing comes from ``device_timing``.
+    """
+
+    chunk: int = 1
+    host_timed: bool = True
 
     @abstractmethod
     def infer(self, batch: np.ndarray) -> InferenceResult:
         """Run one batch; ``device_ms`` is the device's own timing where it has one."""
+
+    def infer_many(self, batches: list[np.ndarray]) -> list[InferenceResult]:
+        """Run several inputs, one result each, in order; sessions with ``chunk`` > 1 do it in one go."""
+        return [self.infer(batch) for batch in batches]
+
+    def audit(self) -> dict[str, Any]:
+        """What the session did that an audit needs (cloud job ids, device names); recorded per category."""
+        return {}
+
+    def device_timing(self, pool: list[np.ndarray], count: int) -> DeviceTiming:
+        """At least ``count`` inferences on ``pool`` timed by the device itself (``host_timed`` False only)."""
+        raise NotImplementedError(f"{type(self).__name__} is timed on the host")
 
     @abstractmethod
     def close(self) -> None:
@@ -113,6 +143,14 @@ class Device(ABC):
     def availability(self) -> tuple[bool, str]:
         """Whether this profile can run on this machine and, if not, exactly what is missing."""
         return True, "ok"
+
+    def compile_status(self) -> tuple[bool, str]:
+        """Whether compile() can run here; adapters whose toolchain lives apart from the device override it."""
+        return self.availability()
+
+    def quantization_images(self) -> int:
+        """How many representative images compile() needs (0: it needs neither them nor the module)."""
+        return 0
 
     @property
     def emulated(self) -> bool:

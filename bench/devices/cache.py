@@ -22,7 +22,8 @@ def cache_key(exported: ExportedModel, device: Device) -> str:
     profile = asdict(device.profile)
     profile.pop("source", None)
     payload = {"model": exported.sha256, "profile": profile, "toolchain": device.toolchain(),
-               "emulated": device.emulated, "representative": exported.representative_key}
+               "emulated": device.emulated, "representative": exported.representative_key,
+               "normalization": exported.normalization if device.quantization_images() else None}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import onnxruntime as ort
 
-from bench.devices.base import Artifact, ExportedModel
+from bench.devices.base import Artifact, ExportedModel, InferenceResult, Session
 from bench.devices.host import HostDevice
 from bench.errors import BadInput
 from bench.util import file_sha256
@@ -83,15 +83,25 @@ class EmulatedDevice(HostDevice):
         return Artifact(target, file_sha256(target), self.profile.precision, self.toolchain(), exported.sha256,
                         json.loads(json.dumps(details, default=str)))
 
-    def _quantize(self, exported: ExportedModel, workdir: Path) -> tuple[Path, dict[str, Any]]:
-        from bench.devices.imx500_quant import quantize_for_imx500
+    def quantization_images(self) -> int:
+        return int(self.profile.emulation.get("representative_images", 32)) if self.numerics == "int8_mct" else 0
 
-        if exported.module is None or exported.representative is None:
-            raise BadInput(f"emulating {self.profile.name} needs the PyTorch module and representative images "
-                           f"(run it from the host that exports the model)")
-        count = int(self.profile.emulation.get("representative_images", 32))
-        report = quantize_for_imx500(exported.module, exported.representative(count), workdir)
+    def _quantize(self, exported: ExportedModel, workdir: Path) -> tuple[Path, dict[str, Any]]:
+        """The IMX500 device's own quantized model (``bench.devices.imx500.quantize_exported``)."""
+        from bench.devices.imx500 import quantize_exported
+
+        report = quantize_exported(exported, workdir, self.quantization_images(), self.profile.name)
         return Path(report.onnx_path), report.to_json()
+
+    def open(self, artifact: Artifact) -> Session:
+        """The session; an INT8 model that takes pixels in [0, 1] gets the runner's normalised tensors mapped back."""
+        session = super().open(artifact)
+        normalization = artifact.details.get("normalization")
+        if normalization:
+            from bench.devices.imx500_quant import Normalization
+
+            return PixelInputSession(session, Normalization.from_json(normalization))
+        return session
 
     def session_options(self) -> ort.SessionOptions:
         if self.numerics == "int8_mct":
@@ -106,3 +116,19 @@ class EmulatedDevice(HostDevice):
                             "policy": self.profile.emulation.get("policy"), "toolchain": self.toolchain(),
                             "representative_images": self.profile.emulation.get("representative_images")}
         return env
+
+
+class PixelInputSession(Session):
+    """Feeds a network that normalises inside: the runner's normalised tensor goes back to RGB in [0, 1]."""
+
+    def __init__(self, inner: Session, normalization: Any) -> None:
+        self.inner = inner
+        self.normalization = normalization
+
+    def infer(self, batch: Any) -> InferenceResult:
+        from bench.devices.imx500_quant import to_pixels
+
+        return self.inner.infer(to_pixels(batch, self.normalization))
+
+    def close(self) -> None:
+        self.inner.close()

@@ -187,8 +187,12 @@ MAX_RETRIES = 6
 VALIDATION_LEVELS = ("basic", "all")  # ONNX Runtime graph optimisation levels the result must load at
 
 
-def to_fp16(src: Path, dst: Path, policy: str) -> dict[str, Any]:
+def to_fp16(src: Path, dst: Path, policy: str, explicit_storage: bool = True) -> dict[str, Any]:
     """Write ``src`` converted to FP16 under ``policy`` to ``dst`` and return what was converted.
+
+    ``explicit_storage`` wraps every FP16 op in Casts so ONNX Runtime's CPU provider keeps the rounding
+    (emulation); a device compiler that runs FP16 kernels itself (TensorRT's strongly typed networks)
+    gets the plain converted graph with ``explicit_storage=False``.
 
     ``dst`` is self-contained (weights inside), keeps the opset and IR version, and keeps FP32 graph
     inputs and outputs. The summary has the policy, the op types computed in FP32 with counts (all
@@ -210,7 +214,7 @@ def to_fp16(src: Path, dst: Path, policy: str) -> dict[str, Any]:
     failures: dict[str, str] = {}
     while True:
         blocked = {name for names in reasons.values() for name in names} | set(failures)
-        converted, clamped = _convert(prepared, blocked, chosen)
+        converted, clamped = _convert(prepared, blocked, chosen, explicit_storage)
         problem = _validate(converted)
         if problem is None:
             break
@@ -236,7 +240,8 @@ def to_fp16(src: Path, dst: Path, policy: str) -> dict[str, Any]:
         "fp32_initializers": initializers.get(FLOAT, 0),
         "fp16_risky_ops": dict(sorted(present.items())),
         "weights_clamped_to_fp16_max": clamped,
-        "numerics": "FP16 storage of weights and activations, FP32 arithmetic inside each op",
+        "numerics": "FP16 storage of weights and activations, FP32 arithmetic inside each op" if explicit_storage
+        else "FP16 graph; the device compiler chooses the kernels",
         "opset": {imp.domain or "ai.onnx": imp.version for imp in converted.opset_import},
         "converter": "onnxconverter-common",
         "converter_version": onnxconverter_common.__version__,
@@ -396,7 +401,7 @@ def _split_shared_initializers(model: Any, blocked: set[str]) -> None:
             node.input[:] = [copies.get(name, name) for name in node.input]
 
 
-def _convert(prepared: Any, blocked: set[str], policy: Fp16Policy) -> tuple[Any, int]:
+def _convert(prepared: Any, blocked: set[str], policy: Fp16Policy, explicit_storage: bool) -> tuple[Any, int]:
     """onnxconverter-common with these nodes blocked, then explicit FP16 storage; and how many weight tensors
     had values beyond +-65504 (clamped there; TensorRT warns about such weights when it converts them)."""
     import numpy as np
@@ -417,7 +422,7 @@ def _convert(prepared: Any, blocked: set[str], policy: Fp16Policy) -> tuple[Any,
             model, min_positive_val=FP16_MIN_SUBNORMAL, max_finite_val=FP16_MAX, keep_io_types=True,
             disable_shape_infer=True, op_block_list=sorted(policy.fp32_ops), node_block_list=sorted(blocked),
             check_fp16_ready=False)
-    return _explicit_storage(converted), clamped
+    return (_explicit_storage(converted) if explicit_storage else converted), clamped
 
 
 def _explicit_storage(model: Any) -> Any:

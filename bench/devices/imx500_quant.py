@@ -85,6 +85,8 @@ class QuantizationReport:
     ptq_seconds: float
     export_seconds: float
     seconds: float
+    input: str = "normalised tensor"
+    normalization: dict[str, list[float]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -92,9 +94,58 @@ class QuantizationReport:
         return data
 
 
+@dataclass(frozen=True)
+class Normalization:
+    """The preprocessing's per-channel mean and std: normalised = (pixels in [0, 1] - mean) / std."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def to_json(self) -> dict[str, list[float]]:
+        return {"mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, list[float]]) -> Normalization:
+        return cls(tuple(data["mean"]), tuple(data["std"]))
+
+
+def to_pixels(image: np.ndarray, normalization: Normalization) -> np.ndarray:
+    """A normalised [1, 3, H, W] tensor back to RGB in [0, 1] (clipped: the sensor cannot see beyond)."""
+    mean = np.asarray(normalization.mean, np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(normalization.std, np.float32).reshape(1, 3, 1, 1)
+    return np.clip(image * std + mean, 0.0, 1.0).astype(np.float32)
+
+
+def pixel_input(module: Any, normalization: Normalization) -> Any:
+    """``module`` behind a fixed per-channel affine layer, so the network takes RGB in [0, 1].
+
+    The affine is a depthwise 1x1 ``nn.Conv2d`` (weight 1/std, bias -mean/std): an op the IMX500 TPC
+    quantizes like any convolution, kept in a module so MCT rebuilds it as one.
+    """
+    import torch
+    from torch import nn
+
+    class PixelInput(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.normalize = nn.Conv2d(3, 3, kernel_size=1, groups=3, bias=True)
+            std = torch.tensor(normalization.std, dtype=torch.float32)
+            mean = torch.tensor(normalization.mean, dtype=torch.float32)
+            with torch.no_grad():
+                self.normalize.weight.copy_((1.0 / std).reshape(3, 1, 1, 1))
+                self.normalize.bias.copy_(-mean / std)
+            self.model = module
+
+        def forward(self, pixels: Any) -> Any:
+            return self.model(self.normalize(pixels))
+
+    return PixelInput().eval()
+
+
 def quantize_for_imx500(
     module: Any, representative: list[np.ndarray], out_dir: Path, n_iter: int | None = None, *,
     tpc_version: str = TPC_VERSION, output_names: tuple[str, ...] = OUTPUT_NAMES,
+    normalization: Normalization | None = None,
 ) -> QuantizationReport:
     """MCT PTQ of ``module`` with the IMX500 TPC, exported as MCTQ ONNX to ``out_dir/model_mctq.onnx``.
 
@@ -104,12 +155,20 @@ def quantize_for_imx500(
     cycles through them). The graph input is named ``image`` and the outputs ``output_names``, as
     in the FP32 export. ``tpc_version`` picks the IMX500 TPC (MCT offers 1.0, 4.0, 5.0, 6.0). The
     report is also written to ``out_dir/model_mctq.json``.
+
+    With ``normalization`` (the preprocessing's mean and std) the quantized network takes the image
+    as RGB in [0, 1], the sensor's own input, and normalises inside (:class:`PixelInput`); the
+    representative images are mapped back to [0, 1] for calibration. That is the form the IMX500
+    runs: its input tensor is the camera image (or an injected one) quantized from [0, 1].
     """
     started = time.perf_counter()
-    batches = calibration_batches(representative, n_iter)
     mct, mct_quantizers = _require_mct()
     import torch
 
+    if normalization is not None:
+        module = pixel_input(module, normalization)
+        representative = [to_pixels(image, normalization) for image in representative]
+    batches = calibration_batches(representative, n_iter)
     module = module.eval()
     reference = _fp32_outputs(module, batches[0])
     if len(reference) != len(output_names):
@@ -180,6 +239,8 @@ def quantize_for_imx500(
         ptq_seconds=round(ptq_seconds, 3),
         export_seconds=round(export_seconds, 3),
         seconds=round(time.perf_counter() - started, 3),
+        input="rgb in [0, 1], normalised inside the network" if normalization else "normalised tensor",
+        normalization=normalization.to_json() if normalization else None,
     )
     write_json(out_dir / REPORT_NAME, report.to_json())
     return report

@@ -13,6 +13,10 @@ from bench.errors import BadInput
 
 ADAPTERS: dict[str, str] = {
     "host": "bench.devices.host:HostDevice",
+    "imx500": "bench.devices.imx500:IMX500Device",
+    "jetson": "bench.devices.tensorrt:TensorRTDevice",
+    "rb5": "bench.devices.rb5:RB5Device",
+    "tensorrt": "bench.devices.tensorrt:TensorRTDevice",
 }
 
 

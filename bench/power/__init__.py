@@ -4,7 +4,8 @@ A device profile's ``power`` section picks the meter::
 
     power:
       meter: ina3221          # none (default) | ina3221 | jtop | rapl | nvml | csv
-      rails: [VDD_IN]         # rails to sample and to integrate energy over; default: every rail found
+      rails: [VDD_IN]         # rails to sample; default: every rail found
+      energy_rails: [VDD_IN]  # rails whose sum is the energy figure (default: rails); the others are shown
       rate_hz: 100            # background sampling rate (default 20)
       max_failures: 5         # failed reads in a row before the sampler gives up (default 5)
       root: /                 # filesystem root of the sysfs meters (ina3221, rapl); tests use a fake tree
@@ -62,12 +63,22 @@ def rate_hz(power: dict[str, Any]) -> float:
     return float(rate)
 
 
-def _rails(power: dict[str, Any]) -> list[str] | None:
-    rails = power.get("rails")
-    if rails is None:
+def _names(power: dict[str, Any], key: str) -> list[str] | None:
+    names = power.get(key)
+    if names is None:
         return None
-    if not isinstance(rails, list) or not all(isinstance(r, str) for r in rails):
-        raise BadInput(f"power rails must be a list of names, got {rails!r}")
+    if not isinstance(names, list) or not all(isinstance(r, str) for r in names):
+        raise BadInput(f"power {key} must be a list of names, got {names!r}")
+    return names
+
+
+def _rails(power: dict[str, Any]) -> list[str] | None:
+    """The sampled rails; ``energy_rails`` must be among them, or the energy figure could never be complete."""
+    rails = _names(power, "rails")
+    energy = _names(power, "energy_rails")
+    if energy is not None and rails is not None and not set(energy) <= set(rails):
+        extra = sorted(set(energy) - set(rails))
+        raise BadInput(f"power energy_rails {', '.join(extra)} not in rails {rails}: add them to rails")
     return rails
 
 

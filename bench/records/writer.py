@@ -9,7 +9,9 @@ them into ``<table>.parquet``, ``maps/<category>.npz`` and ``metrics.json``.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
+import os
 import shutil
 import uuid
 from collections.abc import Iterable
@@ -53,10 +55,37 @@ def ensure_writable(folder: Path) -> None:
         raise BadInput(f"--out {folder}: not writable ({exc.strerror or exc})") from exc
 
 
+LOCK_NAME = ".writer.lock"
+
+
+def lock_run(run_dir: Path) -> Any:
+    """An exclusive lock on the run folder for this process's lifetime as its writer.
+
+    Two processes never write one run: a second ``--resume`` of a run still being written is refused
+    with the holder's pid. The kernel drops the lock when the holder dies (Ctrl-C, kill -9, reboot), so
+    a killed run can always be resumed.
+    """
+    handle = open(run_dir / LOCK_NAME, "a+")  # noqa: SIM115 - held open for the writer's lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise BadInput(f"{run_dir.name}: the run is being written by another process (pid {holder}); "
+                       f"wait for it or stop it first") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
 class RunWriter:
     """Owns one run folder; every row reaches the disk before the next inference starts."""
 
-    def __init__(self, run_dir: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, run_dir: Path, manifest: dict[str, Any], lock: Any = None) -> None:
+        self._lock = lock if lock is not None else lock_run(run_dir)
         self.run_dir = run_dir
         self.manifest = manifest
         self._journals = {name: Journal(run_dir / f"{name}.jsonl") for name in TABLES}
@@ -90,13 +119,15 @@ class RunWriter:
         """Continue an unfinished run: its journals are appended to, its manifest gains an attempt."""
         from bench.records.reader import read_manifest
 
+        lock = lock_run(run_dir)  # before reading: the holder may still be changing the manifest
         manifest = read_manifest(run_dir)
         if manifest["status"] == "complete":
+            lock.close()
             raise BadInput(f"--resume {run_dir.name}: the run is complete already")
         manifest["attempts"].append({"started_at": utc_now(), "command": command})
         manifest["status"] = "running"
         manifest["error"] = None
-        writer = cls(run_dir, manifest)
+        writer = cls(run_dir, manifest, lock)
         writer._save_manifest()
         return writer
 
@@ -150,6 +181,8 @@ class RunWriter:
             for name in TABLES:
                 (self.run_dir / f"{name}.jsonl").unlink(missing_ok=True)
             shutil.rmtree(self.run_dir / "maps" / ".partial", ignore_errors=True)
+        (self.run_dir / LOCK_NAME).unlink(missing_ok=True)
+        self._lock.close()
 
     def _pack_maps(self) -> None:
         partial = self.run_dir / "maps" / ".partial"

@@ -1,0 +1,1 @@
+"""Running a device that sits elsewhere: SSH transport, the job bundle, the device-side worker."""

@@ -1,0 +1,100 @@
+"""The job bundle a remote run ships to the device: what to run, on what, with which settings.
+
+Layout of the bundle folder::
+
+    job.json                  profile, measurement, postprocess, attempt, progress so far, categories
+    <category>.npz            the preprocessed input tensors of the images still to run (float32)
+    <category>.onnx           the exported model (the device compiles it) - or
+    <category>.artifact/      an artifact compiled on the host (toolchains the device lacks, e.g. IMX500)
+
+Inputs are preprocessed on the host, so the device runs exactly the tensors a local run would,
+and needs no dataset reader or image decoder: the lean install is enough.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.data.loader import Loaded
+from bench.data.samples import Sample
+from bench.devices.base import Artifact, ExportedModel
+from bench.runner import CategoryJob, Measurement
+
+JOB_FILE = "job.json"
+
+
+def write_bundle(folder: Path, profile: dict[str, Any], jobs: list[CategoryJob], inputs: dict[str, dict[str, Loaded]],
+                 measurement: Measurement, postprocess: dict[str, Any], attempt: int, progress: dict[str, Any],
+                 artifacts: dict[str, Artifact]) -> Path:
+    """Write the bundle for ``jobs``; ``inputs`` maps category -> image id -> loaded tensor (or its error)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    categories = []
+    for job in jobs:
+        loaded = inputs[job.category]
+        arrays = {f"t{i}": loaded[s.image_id].tensor for i, s in enumerate(job.samples)
+                  if loaded[s.image_id].tensor is not None}
+        np.savez(folder / f"{job.category}.npz", **arrays)
+        entry: dict[str, Any] = {
+            "category": job.category,
+            "samples": [{"image_id": s.image_id, "defect_type": s.defect_type, "label": s.label,
+                         "sha256": loaded[s.image_id].sha256, "error": loaded[s.image_id].error}
+                        for s in job.samples],
+            "exported": {"sha256": job.exported.sha256, "input_name": job.exported.input_name,
+                         "input_shape": list(job.exported.input_shape),
+                         "output_names": list(job.exported.output_names)},
+        }
+        if job.category in artifacts:
+            artifact = artifacts[job.category]
+            target = folder / f"{job.category}.artifact"
+            target.mkdir()
+            shutil.copyfile(artifact.path, target / artifact.path.name)
+            record = asdict(artifact)
+            record["path"] = artifact.path.name
+            entry["artifact"] = record
+        else:
+            shutil.copyfile(job.exported.onnx_path, folder / f"{job.category}.onnx")
+        categories.append(entry)
+    job_spec = {"profile": profile, "measurement": asdict(measurement), "postprocess": postprocess,
+                "attempt": attempt, "progress": progress, "categories": categories}
+    (folder / JOB_FILE).write_text(json.dumps(job_spec, default=str), encoding="utf-8")
+    return folder
+
+
+def read_bundle(folder: Path) -> tuple[dict[str, Any], list[CategoryJob], dict[str, Loaded], dict[str, Artifact]]:
+    """The job spec, the category jobs, the inputs by image id, and any host-compiled artifacts (device side)."""
+    spec = json.loads((folder / JOB_FILE).read_text(encoding="utf-8"))
+    jobs, inputs, artifacts = [], {}, {}
+    for entry in spec["categories"]:
+        category = entry["category"]
+        ex = entry["exported"]
+        exported = ExportedModel(folder / f"{category}.onnx", ex["sha256"], ex["input_name"],
+                                 tuple(ex["input_shape"]), tuple(ex["output_names"]))
+        samples = []
+        with np.load(folder / f"{category}.npz") as tensors:
+            for i, s in enumerate(entry["samples"]):
+                samples.append(Sample(s["image_id"], Path(s["image_id"]), category, "test", s["defect_type"],
+                                      int(s["label"]), None))
+                key = f"t{i}"
+                inputs[s["image_id"]] = Loaded(tensors[key] if key in tensors.files else None, s["sha256"], s["error"])
+        jobs.append(CategoryJob(category, exported, samples))
+        if "artifact" in entry:
+            record = dict(entry["artifact"])
+            record["path"] = folder / f"{category}.artifact" / record["path"]
+            artifacts[category] = Artifact(**record)
+    return spec, jobs, inputs, artifacts
+
+
+class BundleLoader:
+    """The runner's loader on the device: tensors from the bundle instead of image files."""
+
+    def __init__(self, inputs: dict[str, Loaded]) -> None:
+        self.inputs = inputs
+
+    def __call__(self, sample: Sample) -> Loaded:
+        return self.inputs[sample.image_id]

@@ -1,0 +1,1 @@
+"""FAKE ``cuda`` namespace package (see tests/fakes/README.md)."""

@@ -1,0 +1,1 @@
+"""FAKE ``cuda.bindings`` (see tests/fakes/README.md)."""
