@@ -31,6 +31,7 @@ from bench.paths import cache_dir, results_dir
 from bench.power import meter_name, rate_hz
 from bench.provenance import command_line, harness_info, index_sha256
 from bench.records import RunWriter, ensure_writable, load_run, new_run_id, read_manifest
+from bench.records.writer import lock_run, unlock_run
 from bench.runner import CategoryJob, Measurement
 
 PARITY_IMAGES = 2
@@ -171,6 +172,8 @@ def execute(request: RunRequest, out: Path | None = None, resume: str | None = N
     """Run (or resume, with the request from ``resumed_request``) a benchmark; returns the run folder."""
     out = out or results_dir()
     ensure_writable(out)
+    if resume:  # refuse a run another process is writing before preparing anything
+        unlock_run(out / resume, lock_run(out / resume))
     profile = load_profile(request.device)
     meter_name(profile.power)
     device = create_device(profile, request.emulate)

@@ -81,6 +81,12 @@ def lock_run(run_dir: Path) -> Any:
     return handle
 
 
+def unlock_run(run_dir: Path, handle: Any) -> None:
+    """Release the writer lock and remove its file (a finished run folder holds only its record)."""
+    (run_dir / LOCK_NAME).unlink(missing_ok=True)
+    handle.close()
+
+
 class RunWriter:
     """Owns one run folder; every row reaches the disk before the next inference starts."""
 
@@ -122,7 +128,7 @@ class RunWriter:
         lock = lock_run(run_dir)  # before reading: the holder may still be changing the manifest
         manifest = read_manifest(run_dir)
         if manifest["status"] == "complete":
-            lock.close()
+            unlock_run(run_dir, lock)
             raise BadInput(f"--resume {run_dir.name}: the run is complete already")
         manifest["attempts"].append({"started_at": utc_now(), "command": command})
         manifest["status"] = "running"
@@ -181,8 +187,7 @@ class RunWriter:
             for name in TABLES:
                 (self.run_dir / f"{name}.jsonl").unlink(missing_ok=True)
             shutil.rmtree(self.run_dir / "maps" / ".partial", ignore_errors=True)
-        (self.run_dir / LOCK_NAME).unlink(missing_ok=True)
-        self._lock.close()
+        unlock_run(self.run_dir, self._lock)
 
     def _pack_maps(self) -> None:
         partial = self.run_dir / "maps" / ".partial"

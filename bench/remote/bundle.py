@@ -31,8 +31,11 @@ JOB_FILE = "job.json"
 
 def write_bundle(folder: Path, profile: dict[str, Any], jobs: list[CategoryJob], inputs: dict[str, dict[str, Loaded]],
                  measurement: Measurement, postprocess: dict[str, Any], attempt: int, progress: dict[str, Any],
-                 artifacts: dict[str, Artifact]) -> Path:
-    """Write the bundle for ``jobs``; ``inputs`` maps category -> image id -> loaded tensor (or its error)."""
+                 artifacts: dict[str, Artifact], done: set[str]) -> Path:
+    """Write the bundle for ``jobs``; ``inputs`` maps category -> image id -> loaded tensor (or its error).
+
+    Every sample of a category travels (the warm-up and timed pool come from the first ones, as in a
+    local run); ``done`` lists those already in the record, which the worker does not evaluate again."""
     folder.mkdir(parents=True, exist_ok=True)
     categories = []
     for job in jobs:
@@ -61,7 +64,8 @@ def write_bundle(folder: Path, profile: dict[str, Any], jobs: list[CategoryJob],
             shutil.copyfile(job.exported.onnx_path, folder / f"{job.category}.onnx")
         categories.append(entry)
     job_spec = {"profile": profile, "measurement": asdict(measurement), "postprocess": postprocess,
-                "attempt": attempt, "progress": progress, "categories": categories}
+                "attempt": attempt, "progress": progress, "categories": categories,
+                "done": sorted(done & {s.image_id for job in jobs for s in job.samples})}
     (folder / JOB_FILE).write_text(json.dumps(job_spec, default=str), encoding="utf-8")
     return folder
 

@@ -55,9 +55,8 @@ class RemoteRunner:
 
     def run(self, jobs: list[CategoryJob], done: set[str]) -> None:
         progress = self.writer.manifest["progress"]
-        todo = [CategoryJob(j.category, j.exported, [s for s in j.samples if s.image_id not in done])
-                for j in jobs if not (progress.get(j.category, {}).get("timed_attempt") is not None
-                                      and all(s.image_id in done for s in j.samples))]
+        todo = [j for j in jobs if not (progress.get(j.category, {}).get("timed_attempt") is not None
+                                        and all(s.image_id in done for s in j.samples))]
         if not todo:
             return
         inputs = {job.category: self._load(job) for job in todo}
@@ -67,7 +66,7 @@ class RemoteRunner:
         remote_dir = f"{self.target.workdir.rstrip('/')}/{self.writer.run_dir.name}-{self.writer.attempt}"
         with tempfile.TemporaryDirectory(prefix="bench-bundle-") as tmp:
             bundle = write_bundle(Path(tmp), profile, todo, inputs, self.measurement, self.postprocess,
-                                  self.writer.attempt, progress, artifacts)
+                                  self.writer.attempt, progress, artifacts, done)
             print(f"shipping {len(todo)} categories to {self.target.name}:{remote_dir} ...", file=sys.stderr)
             self.target.put(bundle, remote_dir)
         try:

@@ -81,7 +81,7 @@ def run_bundle(folder: Path, out: TextIO) -> None:
     try:
         runner = Runner(device, writer, BundleLoader(inputs), spec["postprocess"], Measurement(**spec["measurement"]),
                         cache_dir() / "artifacts", meter, rate_hz(profile.power), prebuilt=artifacts)
-        runner.run(jobs, set())
+        runner.run(jobs, set(spec.get("done", [])))
     finally:
         if meter is not None:
             meter.close()

@@ -1,0 +1,81 @@
+"""The nightly gate: every device run of a results folder against its host reference, all gates at once.
+
+``python -m bench.nightly RESULTS --max-drift 0.2`` pairs each complete device run with the newest
+complete host run of the same model, dataset and categories, prints ``bench compare``'s table for
+each pair, and exits 3 if any pair exceeds the gate (after comparing them all, so one night's
+report shows every failure), 2 if a device run has no reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.comparison import compare, format_table, gate, masks_for
+from bench.errors import BadInput, GateFailed
+from bench.records import load_run
+from bench.records.reader import read_manifest
+
+
+def _key(manifest: dict[str, Any]) -> tuple[str, str, tuple[str, ...]]:
+    dataset = manifest.get("dataset", {})
+    return (manifest.get("model", {}).get("name", ""), dataset.get("name", ""),
+            tuple(sorted(dataset.get("categories", []))))
+
+
+def pairs(results: Path) -> list[tuple[Path, Path]]:
+    """(host reference, device run) for every complete device run under ``results`` (searched recursively)."""
+    runs = []
+    for manifest_path in sorted(results.rglob("manifest.json")):
+        manifest = read_manifest(manifest_path.parent)
+        if manifest.get("status") == "complete":
+            runs.append((manifest_path.parent, manifest))
+    hosts: dict[tuple, tuple[str, Path]] = {}
+    for path, manifest in runs:
+        if manifest["device"].get("kind") == "host":
+            key = _key(manifest)
+            stamp = str(manifest.get("created_at", ""))
+            if key not in hosts or stamp > hosts[key][0]:
+                hosts[key] = (stamp, path)
+    found = []
+    for path, manifest in runs:
+        if manifest["device"].get("kind") == "host":
+            continue
+        key = _key(manifest)
+        if key not in hosts:
+            raise BadInput(f"{path.name}: no complete host reference for {key[0]} on {key[1]} "
+                           f"({', '.join(key[2])}) under {results}")
+        found.append((hosts[key][1], path))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.nightly", description=__doc__.split("\n\n")[0])
+    parser.add_argument("results", type=Path, help="folder holding the night's run records (any depth)")
+    parser.add_argument("--max-drift", type=float, default=0.2, metavar="POINTS", help="gate (default 0.2)")
+    parser.add_argument("--no-pixel", action="store_true", help="skip pixel-level drift")
+    args = parser.parse_args(argv)
+    failures = []
+    try:
+        found = pairs(args.results)
+        for ref, dev in found:
+            result = compare(ref, dev, None if args.no_pixel else masks_for(load_run(ref)))
+            print(format_table(result), end="\n\n")
+            try:
+                gate(result, args.max_drift)
+            except GateFailed as exc:
+                failures.append(str(exc))
+    except BadInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    for failure in failures:
+        print(f"gate failed: {failure}", file=sys.stderr)
+    print(f"{len(found)} device runs compared, {len(failures)} over the {args.max_drift:.2f}-point gate",
+          file=sys.stderr)
+    return GateFailed.exit_code if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
