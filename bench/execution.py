@@ -122,7 +122,7 @@ def _run_and_finish(runner: Any, writer: RunWriter, jobs: list[CategoryJob], don
             metrics = summarize(record.images, record.latency, {c: record.maps(c) for c in categories},
                                 masks(evaluated),
                                 {c: progress.get(c, {}).get("timed_attempt") for c in categories}, gmac,
-                                record.power, rails, power.get("idle_w"))
+                                record.power, rails, power.get("idle_w"), power.get("note"))
             writer.finish("complete", metrics)
     except KeyboardInterrupt:
         writer.finish("interrupted", error="interrupted by the user (Ctrl-C)")

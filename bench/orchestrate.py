@@ -32,6 +32,7 @@ from bench.power import meter_name, rate_hz
 from bench.provenance import command_line, harness_info, index_sha256
 from bench.records import RunWriter, ensure_writable, load_run, new_run_id, read_manifest
 from bench.records.writer import lock_run, unlock_run
+from bench.remote.host import is_remote
 from bench.runner import CategoryJob, Measurement
 
 PARITY_IMAGES = 2
@@ -198,8 +199,9 @@ def execute(request: RunRequest, out: Path | None = None, resume: str | None = N
         writer = RunWriter.create(out, manifest, new_run_id(profile.name, card.name))
         done = set()
     print(f"run {writer.run_dir}", file=sys.stderr)
-    for warning in manifest["device"]["environment"].get("warnings") or []:
-        print(f"warning: {warning}", file=sys.stderr)
+    if not is_remote(device):  # a remote device reports its own environment (and warnings) when it starts
+        for warning in manifest["device"]["environment"].get("warnings") or []:
+            print(f"warning: {warning}", file=sys.stderr)
     jobs = [CategoryJob(cat, _for_device(device, prepared[cat], dataset, card.recipe), samples[cat])
             for cat in categories]
     first_macs = next(iter(prepared.values())).macs

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from bench.devices.settings import from_section
 from bench.errors import BadInput, BenchError
 
 T = TypeVar("T")
@@ -55,15 +56,7 @@ class HubSettings:
 
     @classmethod
     def from_profile(cls, section: dict[str, Any]) -> HubSettings:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise BadInput(f"runtime.aihub: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
-        values = dict(section)
-        if "device_attributes" in values:
-            attrs = values["device_attributes"]
-            values["device_attributes"] = tuple([attrs] if isinstance(attrs, str) else attrs or ())
-        return cls(**values)
+        return from_section(cls, section, "runtime.aihub")
 
 
 def load_hub() -> Any:

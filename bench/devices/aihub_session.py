@@ -43,7 +43,7 @@ class AIHubSession(Session):
         self.chunk = max(1, settings.chunk_images)
         self.jobs: list[dict[str, Any]] = []
 
-    def _inference_job(self, inputs: dict[str, list[np.ndarray]] | None, options: str, profile: bool) -> Any:
+    def _inference_job(self, inputs: Any, options: str, profile: bool) -> Any:
         submit = self.hub.submit_inference_job
         kwargs: dict[str, Any] = {"model": self.model, "device": self.device, "inputs": inputs, "options": options,
                                   "name": f"edge-ad-bench {'profile' if profile else 'inference'}"}
@@ -60,8 +60,12 @@ class AIHubSession(Session):
         key = chunk_key(batches, self.model_id)
         outputs = cached_outputs(self.cache, key)
         if outputs is None:
-            job = self._inference_job({self.input_name: list(batches)}, self.settings.profile_options, False)
-            self.jobs.append({"job_id": job.job_id, "kind": "inference", "images": len(batches), "url": job.url})
+            dataset = submitted(lambda: self.hub.upload_dataset({self.input_name: list(batches)},
+                                                                name=f"edge-ad-bench {key}"),
+                                "dataset upload", self.settings)  # uploaded once, however often the job is retried
+            job = self._inference_job(dataset, self.settings.profile_options, False)
+            self.jobs.append({"job_id": job.job_id, "kind": "inference", "images": len(batches), "url": job.url,
+                              "dataset_id": getattr(dataset, "dataset_id", None)})
             finished(job, "inference", self.settings)
             outputs = job.download_output_data()
             if not outputs:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from bench.devices.base import InferenceResult, Session
+from bench.devices.settings import from_section
 from bench.errors import BadInput, BenchError
 
 
@@ -44,14 +45,7 @@ class BoardSettings:
 
     @classmethod
     def from_profile(cls, section: dict[str, Any]) -> BoardSettings:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise BadInput(f"runtime.adb: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
-        values = dict(section)
-        if "libraries" in values:
-            values["libraries"] = tuple(values["libraries"])
-        return cls(**values)
+        return from_section(cls, section, "runtime.adb")
 
     def sdk_files(self) -> list[Path]:
         """qnn-net-run and the libraries, from the host's SDK, for the board's target."""

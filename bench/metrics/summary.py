@@ -47,12 +47,13 @@ def _pixel_level(maps: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]
 
 
 def _efficiency(power: pd.DataFrame | None, rails: Sequence[str] | None, idle_power_w: float | None,
-                window: tuple[int, int, int] | None, gmac: float | None) -> dict[str, Any]:
+                window: tuple[int, int, int] | None, gmac: float | None,
+                no_meter_note: str | None = None) -> dict[str, Any]:
     """Energy over exactly the timed window; without a meter or samples the figures are null with the reason."""
     empty = {"energy_mj_per_inference": None, "avg_power_w": None, "gmac_per_inference": gmac, "gmac_per_j": None,
              "energy_complete": False, "power_coverage": None, "idle_power_w": None}
     if not rails or power is None:
-        return {**empty, "energy_note": NO_METER_REASON}
+        return {**empty, "energy_note": no_meter_note or NO_METER_REASON}
     if window is None:
         return {**empty, "energy_note": "no timed inferences"}
     start, end, count = window
@@ -79,6 +80,7 @@ def summarize(
     power: pd.DataFrame | None = None,
     rails: Sequence[str] | None = None,
     idle_power_w: float | None = None,
+    no_meter_note: str | None = None,
 ) -> dict[str, Any]:
     categories: dict[str, dict[str, Any]] = {}
     for category in sorted(images["category"].unique()):
@@ -89,7 +91,8 @@ def summarize(
             **_image_level(cat_images),
             **_pixel_level(maps.get(category, {}), masks.get(category)),
             **lat,
-            **_efficiency(power, rails, idle_power_w, timed_window(latency, category, attempt), gmac),
+            **_efficiency(power, rails, idle_power_w, timed_window(latency, category, attempt), gmac,
+                          no_meter_note),
         }
     mean: dict[str, Any] = {}
     for key in MEAN_KEYS:

@@ -10,6 +10,7 @@ A device profile's ``power`` section picks the meter::
       max_failures: 5         # failed reads in a row before the sampler gives up (default 5)
       root: /                 # filesystem root of the sysfs meters (ina3221, rapl); tests use a fake tree
       idle_w: 4.2             # idle power the energy figures subtract (read by the metrics)
+      note: AI Hub reports no power   # with meter: none, why the energy figures are missing (shown instead)
       csv:                    # meter: csv only - an external meter's trace, imported after the run
         path: traces/run.csv  # or given when importing
         time: Timestamp(ms)   # column names; spaces and a leading '#' are ignored

@@ -242,6 +242,30 @@ def _run(onnx_bytes: bytes, inputs: dict[str, list[np.ndarray]]) -> dict[str, li
     return results
 
 
+class Dataset:
+    def __init__(self, data: dict[str, list[np.ndarray]], name: str | None) -> None:
+        self.dataset_id = f"d{next(_ids):05d}"
+        self.name = name
+        self._data = data
+
+    def download(self, filename: str | None = None) -> dict[str, list[np.ndarray]]:
+        return self._data
+
+
+def upload_dataset(data: dict[str, list[np.ndarray]] | str, name: str | None = None, project: Any = None) -> Dataset:
+    _config()
+    if isinstance(data, str):
+        raise UserError('Dataset file must have ".h5" extension.') if not data.endswith(".h5") else \
+            UserError("h5 datasets are not simulated by this fake")
+    for values in data.values():
+        if not isinstance(values, list) or not all(isinstance(v, np.ndarray) for v in values):
+            raise UserError("The values in inputs dictionary must be list of numpy arrays with a type in (float16, "
+                            "float32, bool, int8, int16, int32, int64, uint8, uint16).")
+    if len({len(v) for v in data.values()}) != 1:
+        raise UserError("Batchsize of all inputs must be the same.")
+    return Dataset(dict(data), name)
+
+
 def submit_inference_job(model: Any, device: Device | list[Device], inputs: dict | None = None,
                          name: str | None = None, options: str = "", retry: bool = True, profile: bool = True,
                          project: Any = None) -> InferenceJob:
@@ -250,6 +274,8 @@ def submit_inference_job(model: Any, device: Device | list[Device], inputs: dict
     if inputs is None and not profile:
         raise UserError("Inference requires inputs. Either supply `inputs`, or set `profile=True` to run with "
                         "random data.")
+    if isinstance(inputs, Dataset):
+        inputs = inputs._data
     if inputs is not None:
         lengths = {len(v) for v in inputs.values()}
         if len(lengths) != 1:
