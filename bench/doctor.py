@@ -7,6 +7,8 @@ section, one for running its numerics on this host.
 from __future__ import annotations
 
 import importlib.util
+import json
+from dataclasses import asdict
 from typing import Any
 
 from bench.devices.base import Device
@@ -31,6 +33,22 @@ def _check(check: str, probe: Any) -> dict[str, Any]:
     return {"check": check, "ok": ok, "reason": reason}
 
 
+def remote_status(profile: Any) -> tuple[bool, str]:
+    """Ask the device itself, over SSH, whether it can run the profile."""
+    from bench.remote.ssh import SshTarget
+
+    target = SshTarget.from_location(profile.location, profile.source)
+    data = asdict(profile)
+    data.pop("source", None)
+    out = target.run([target.python, "-m", "bench.remote.worker", "--check", json.dumps(data, default=str)],
+                     timeout=90)
+    try:
+        answer = json.loads(out.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        return False, f"on {target.name}: unexpected answer from bench.remote.worker ({out.strip()[:80]!r})"
+    return bool(answer["ok"]), f"on {target.name}: {answer['reason']}"
+
+
 def diagnose() -> list[dict[str, Any]]:
     rows = [_check("export (host side)", _export_status)]
     for name in profile_names():
@@ -41,6 +59,8 @@ def diagnose() -> list[dict[str, Any]]:
             continue
 
         def device_status(profile: Any = profile) -> tuple[bool, str]:
+            if profile.location.get("where") == "ssh":
+                return remote_status(profile)
             ok, reason = create_device(profile).availability()
             if ok and meter_name(profile.power) != "none":
                 meter_ok, meter_reason = check_meter(profile.power)

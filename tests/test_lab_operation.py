@@ -87,6 +87,21 @@ def test_remote_run_leaves_the_same_record_as_a_local_one(small_demo: dict, sshd
     assert not (sshd.folder / "device-work").exists() or not any((sshd.folder / "device-work").iterdir())
 
 
+def test_doctor_asks_the_remote_device(sshd: LocalSshd, tmp_path: Path) -> None:
+    profiles = remote_profiles(tmp_path / "devices", sshd, tmp_path / "device-cache")
+    done = run_cli(["doctor", "--json"], cwd=tmp_path, env={"BENCH_DEVICES_DIR": str(profiles)})
+    rows = {row["check"]: row for row in __import__("json").loads(done.stdout)}
+    row = rows["device host-remote"]
+    assert row["ok"] and row["reason"].startswith(f"on root@127.0.0.1:{sshd.port}: onnxruntime")
+    sshd.stop()
+    try:
+        done = run_cli(["doctor", "--json"], cwd=tmp_path, env={"BENCH_DEVICES_DIR": str(profiles)})
+        row = {r["check"]: r for r in __import__("json").loads(done.stdout)}["device host-remote"]
+        assert not row["ok"] and "ssh root@127.0.0.1" in row["reason"]
+    finally:
+        sshd.start()
+
+
 def test_a_dropped_connection_resumes_to_the_same_record(small_demo: dict, sshd: LocalSshd, reference: Path,
                                                          tmp_path: Path) -> None:
     profiles = remote_profiles(tmp_path / "devices", sshd, tmp_path / "device-cache")

@@ -88,10 +88,24 @@ def run_bundle(folder: Path, out: TextIO) -> None:
     writer.emit("done")
 
 
+def check(profile_json: str) -> dict[str, Any]:
+    """Whether this machine can run the profile (``bench doctor`` asks this over SSH)."""
+    data = json.loads(profile_json)
+    profile = DeviceProfile(**{**data, "source": Path(data.get("name", "remote"))})
+    try:
+        ok, reason = create_device(profile).availability()
+    except BenchError as exc:
+        ok, reason = False, str(exc)
+    return {"ok": ok, "reason": reason}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
+    if len(args) == 2 and args[0] == "--check":
+        print(json.dumps(check(args[1])))
+        return 0
     if len(args) != 1:
-        print("usage: python -m bench.remote.worker BUNDLE_FOLDER", file=sys.stderr)
+        print("usage: python -m bench.remote.worker BUNDLE_FOLDER | --check PROFILE_JSON", file=sys.stderr)
         return 2
     out = sys.stdout
     sys.stdout = sys.stderr  # anything a library prints must not corrupt the event stream
