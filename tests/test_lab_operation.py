@@ -49,6 +49,8 @@ def reference(small_demo: dict, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory: pytest.TempPathFactory):
+    if os.geteuid() != 0 and not Path("/run/sshd").is_dir():
+        pytest.skip("starting a test sshd needs root (or an existing /run/sshd privilege separation folder)")
     if ensure_sshd() is None:
         pytest.skip("no OpenSSH server here and it cannot be installed (needs apt as root)")
     server = make_sshd(tmp_path_factory.mktemp("sshd"))
