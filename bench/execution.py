@@ -22,7 +22,7 @@ from bench.metrics.energy import timed_window
 from bench.metrics.summary import summarize
 from bench.power import MeterUnavailable, PowerMeter, meter_name, open_meter, open_trace, rate_hz
 from bench.records import RunWriter, load_run
-from bench.runner import CategoryJob, Measurement, Runner
+from bench.runner import CategoryJob, JobRunner, Measurement, Runner
 
 # Masks of the evaluated images (those without an error), per category; None where pixel metrics are n/a.
 MasksFn = Callable[[set[str]], Mapping[str, Mapping[str, np.ndarray] | None]]
@@ -104,7 +104,7 @@ def _import_trace(power: dict[str, Any], writer: RunWriter, jobs: list[CategoryJ
             writer.append("power", trace.rows(window[0], window[1]))
 
 
-def _run_and_finish(runner: Any, writer: RunWriter, jobs: list[CategoryJob], done: set[str] | None,
+def _run_and_finish(runner: JobRunner, writer: RunWriter, jobs: list[CategoryJob], done: set[str] | None,
                     masks: MasksFn, gmac: float | None, resume_hint: str) -> None:
     """Drive the runner, compute the metrics and finish the record with the status that fits how it ended."""
     try:

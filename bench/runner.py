@@ -55,27 +55,42 @@ class DeviceFailure(BenchError):
     """The device or its runtime failed mid-run; what was recorded so far is kept."""
 
 
-class Runner:
+class JobRunner:
+    """What every runner holds: the device, the record, the inputs and the settings of one run."""
+
+    meter: PowerMeter | None = None
+
     def __init__(self, device: Device, writer: RunWriter, loader: InputLoader, postprocess: dict[str, Any],
-                 measurement: Measurement, artifact_root: Path, meter: PowerMeter | None = None,
-                 rate_hz: float = 100.0, prebuilt: dict[str, Artifact] | None = None) -> None:
+                 measurement: Measurement, artifact_root: Path) -> None:
         self.device = device
         self.writer = writer
         self.loader = loader
         self.postprocess = postprocess
         self.measurement = measurement
         self.artifact_root = artifact_root
+
+    def pending(self, jobs: list[CategoryJob], done: set[str]) -> list[CategoryJob]:
+        """The jobs with work left: an image not in the record, or no completed timed pass."""
+        progress = self.writer.manifest["progress"]
+        return [job for job in jobs if not (progress.get(job.category, {}).get("timed_attempt") is not None
+                                            and all(s.image_id in done for s in job.samples))]
+
+
+class Runner(JobRunner):
+    """Runs category jobs on a device attached to this machine."""
+
+    def __init__(self, device: Device, writer: RunWriter, loader: InputLoader, postprocess: dict[str, Any],
+                 measurement: Measurement, artifact_root: Path, meter: PowerMeter | None = None,
+                 rate_hz: float = 100.0, prebuilt: dict[str, Artifact] | None = None) -> None:
+        super().__init__(device, writer, loader, postprocess, measurement, artifact_root)
         self.meter = meter
         self.rate_hz = rate_hz
         self.prebuilt = prebuilt or {}  # artifacts compiled elsewhere (a remote run's host), by category
         self._window: tuple[int, int] | None = None
 
     def run(self, jobs: list[CategoryJob], done: set[str]) -> None:
-        for job in jobs:
-            state = self.writer.manifest["progress"].get(job.category, {})
-            if state.get("timed_attempt") is not None and all(s.image_id in done for s in job.samples):
-                continue
-            self._run_category(job, done, state)
+        for job in self.pending(jobs, done):
+            self._run_category(job, done, self.writer.manifest["progress"].get(job.category, {}))
 
     def _run_category(self, job: CategoryJob, done: set[str], state: dict[str, Any]) -> None:
         if job.category in self.prebuilt:

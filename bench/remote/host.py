@@ -30,33 +30,25 @@ from bench.power import LIVE_METERS, meter_name
 from bench.records import RunWriter
 from bench.remote.bundle import write_bundle
 from bench.remote.ssh import SshTarget
-from bench.runner import CategoryJob, DeviceFailure, Measurement
+from bench.runner import CategoryJob, DeviceFailure, JobRunner, Measurement
 
 
 def is_remote(device: Device) -> bool:
     return str(device.profile.location.get("where", "local")) == "ssh"
 
 
-class RemoteRunner:
+class RemoteRunner(JobRunner):
     """Runs category jobs on an SSH target; the same ``run(jobs, done)`` as :class:`bench.runner.Runner`."""
-
-    meter = None
 
     def __init__(self, device: Device, writer: RunWriter, loader: InputLoader, postprocess: dict[str, Any],
                  measurement: Measurement, artifact_root: Path) -> None:
-        self.device = device
-        self.writer = writer
-        self.loader = loader
-        self.postprocess = postprocess
-        self.measurement = measurement
-        self.artifact_root = artifact_root
+        super().__init__(device, writer, loader, postprocess, measurement, artifact_root)
         self.target = SshTarget.from_location(device.profile.location, device.profile.source)
         self.records_power = meter_name(device.profile.power) in LIVE_METERS
 
     def run(self, jobs: list[CategoryJob], done: set[str]) -> None:
         progress = self.writer.manifest["progress"]
-        todo = [j for j in jobs if not (progress.get(j.category, {}).get("timed_attempt") is not None
-                                        and all(s.image_id in done for s in j.samples))]
+        todo = self.pending(jobs, done)
         if not todo:
             return
         inputs = {job.category: self._load(job) for job in todo}
