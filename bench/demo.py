@@ -40,8 +40,7 @@ def demo_data(spec: DemoSpec) -> Path:
     with bar(None, "demo data", "img") as progress:
         def update(done: int, total: int) -> None:
             progress.total = total
-            progress.n = done
-            progress.refresh()
+            progress.update(done - progress.n)  # redrawn at the bar's own interval, not once per image
 
         return generate_demo_dataset(root, spec, progress=update)
 
