@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from dataclasses import asdict
 from typing import Any
 
-from bench.devices.base import Device
-from bench.devices.profiles import load_profile, profile_names
+from bench.devices.profiles import load_profile, profile_data, profile_names
 from bench.devices.registry import create_device
 from bench.errors import BenchError
 from bench.power import check_meter, meter_name
@@ -38,9 +36,8 @@ def remote_status(profile: Any) -> tuple[bool, str]:
     from bench.remote.ssh import SshTarget
 
     target = SshTarget.from_location(profile.location, profile.source)
-    data = asdict(profile)
-    data.pop("source", None)
-    out = target.run([target.python, "-m", "bench.remote.worker", "--check", json.dumps(data, default=str)],
+    data = json.dumps(profile_data(profile), default=str)
+    out = target.run([target.python, "-m", "bench.remote.worker", "--check", data],
                      timeout=90)
     try:
         answer = json.loads(out.strip().splitlines()[-1])
@@ -72,7 +69,7 @@ def diagnose() -> list[dict[str, Any]]:
             device = create_device(profile)
         except BenchError:
             device = None  # the device row above already says why
-        if device is not None and type(device).compile_status is not Device.compile_status:
+        if device is not None and device.compiles_apart():
             rows.append(_check(f"compile {name}", device.compile_status))
         if profile.emulation:
             rows.append(_check(f"emulate {name}", lambda p=profile: create_device(p, emulate=True).availability()))

@@ -168,10 +168,7 @@ class Runner(JobRunner):
 
     def _accuracy_group(self, session: Session, category: str, group: list[tuple[Sample, Loaded]]) -> None:
         readable = [loaded.tensor for _, loaded in group if loaded.tensor is not None]
-        if len(readable) == 1:
-            results = iter([self._infer(session, readable[0], category, None)])
-        else:
-            results = iter(self._infer_many(session, readable, category))
+        results = iter(self._infer_many(session, readable, category))
         for sample, loaded in group:
             row = {"image_id": sample.image_id, "category": category, "defect_type": sample.defect_type,
                    "label": sample.label, "input_sha256": loaded.sha256, "score": None, "error": loaded.error}

@@ -148,6 +148,10 @@ class Device(ABC):
         """Whether compile() can run here; adapters whose toolchain lives apart from the device override it."""
         return self.availability()
 
+    def compiles_apart(self) -> bool:
+        """True when compiling needs another machine than running (the adapter overrides compile_status)."""
+        return type(self).compile_status is not Device.compile_status
+
     def quantization_images(self) -> int:
         """How many representative images compile() needs (0: it needs neither them nor the module)."""
         return 0

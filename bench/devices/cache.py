@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.devices.base import Artifact, Device, ExportedModel
+from bench.devices.profiles import profile_data
 from bench.records.atomic import write_json
 from bench.util import file_sha256
 
 
 def cache_key(exported: ExportedModel, device: Device) -> str:
-    profile = asdict(device.profile)
-    profile.pop("source", None)
-    payload = {"model": exported.sha256, "profile": profile, "toolchain": device.toolchain(),
+    payload = {"model": exported.sha256, "profile": profile_data(device.profile), "toolchain": device.toolchain(),
                "emulated": device.emulated, "representative": exported.representative_key,
                "normalization": exported.normalization if device.quantization_images() else None}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]

@@ -10,7 +10,6 @@ latency or energy tables: the timing is the host CPU's, not the device's.
 from __future__ import annotations
 
 import json
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +18,10 @@ import onnxruntime as ort
 from bench.devices.base import Artifact, ExportedModel, InferenceResult, Session
 from bench.devices.host import HostDevice
 from bench.errors import BadInput
-from bench.util import file_sha256
+from bench.util import file_sha256, installed_version
 
 NUMERICS = ("fp16", "int8_mct")
 
-
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
 
 
 class EmulatedDevice(HostDevice):
@@ -54,10 +47,10 @@ class EmulatedDevice(HostDevice):
     def toolchain(self) -> dict[str, str]:
         tools = {"onnxruntime": ort.__version__}
         if self.numerics == "fp16":
-            tools["onnxconverter-common"] = _version("onnxconverter-common")
+            tools["onnxconverter-common"] = installed_version("onnxconverter-common") or "not installed"
         else:
-            tools["model-compression-toolkit"] = _version("model-compression-toolkit")
-            tools["mct-quantizers"] = _version("mct-quantizers")
+            tools["model-compression-toolkit"] = installed_version("model-compression-toolkit") or "not installed"
+            tools["mct-quantizers"] = installed_version("mct-quantizers") or "not installed"
         return tools
 
     def availability(self) -> tuple[bool, str]:

@@ -23,7 +23,6 @@ import os
 import platform
 import shutil
 import subprocess
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +36,11 @@ from bench.devices.imx500_converter import (
 )
 from bench.devices.onnx_info import output_shapes
 from bench.errors import BadInput, BenchError
-from bench.util import file_sha256
+from bench.util import file_sha256, installed_version
 
 PACKAGER = "imx500-package"
 RPK_NAME = "network.rpk"
 
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def quantize_exported(exported: ExportedModel, workdir: Path, count: int, device_name: str) -> Any:
@@ -80,8 +73,8 @@ class IMX500Device(Device):
         return int(self.runtime.get("representative_images", 32))
 
     def toolchain(self) -> dict[str, str]:
-        return {"model-compression-toolkit": _version("model-compression-toolkit") or "not installed",
-                "mct-quantizers": _version("mct-quantizers") or "not installed",
+        return {"model-compression-toolkit": installed_version("model-compression-toolkit") or "not installed",
+                "mct-quantizers": installed_version("mct-quantizers") or "not installed",
                 "imx500-converter": CONVERTER_VERSION}
 
     def packager(self) -> Path | None:
@@ -105,11 +98,11 @@ class IMX500Device(Device):
                 missing.append(f"{module} ({hint})")
         if missing:
             return False, "not a Raspberry Pi with the AI Camera stack: missing " + "; ".join(missing)
-        return True, f"picamera2 {_version('picamera2')}, {self.packager()}"
+        return True, f"picamera2 {installed_version('picamera2')}, {self.packager()}"
 
     def compile_status(self) -> tuple[bool, str]:
         """Whether this machine can compile (quantize and convert) for the IMX500."""
-        if _version("model-compression-toolkit") is None:
+        if installed_version("model-compression-toolkit") is None:
             return False, "model-compression-toolkit missing: pip install -e '.[imx500]'"
         return converter_status(self.runtime.get("converter"))
 
@@ -177,10 +170,10 @@ class IMX500Device(Device):
         return {
             "os": platform.platform(), "machine": platform.machine(), "python": platform.python_version(),
             "board": model.read_text(errors="replace").strip("\x00\n") if model.is_file() else None,
-            "runtime": {"picamera2": _version("picamera2"), "openexr": _version("openexr"),
+            "runtime": {"picamera2": installed_version("picamera2"), "openexr": installed_version("openexr"),
                         "imx500-package": str(self.packager()) if self.packager() else None,
                         "imx500-converter": CONVERTER_VERSION, "model-compression-toolkit":
-                        _version("model-compression-toolkit")},
+                        installed_version("model-compression-toolkit")},
             "settings": {key: self.runtime.get(key) for key in ("representative_images", "input_persistency",
                                                                  "frame_rate", "timeout_s", "max_reinjections")},
             "compile_here": compile_reason if not compile_ok else "ok",

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from bench.devices.base import DeviceProfile
 from bench.paths import devices_dir
 from bench.yamlfiles import load_named, names_in
 
 REQUIRED = ("name", "kind", "precision")
+
+
+def profile_data(profile: DeviceProfile) -> dict[str, Any]:
+    """The profile as plain data without its file path: what identifies it in cache keys and on the wire."""
+    data = asdict(profile)
+    data.pop("source", None)
+    return data
+
+
+def profile_from_data(data: dict[str, Any]) -> DeviceProfile:
+    """A profile received as plain data (a remote worker's); its source is its name, for error messages."""
+    return DeviceProfile(**{**data, "source": Path(data.get("name", "remote"))})
 
 
 def profile_names(folder: Path | None = None) -> list[str]:

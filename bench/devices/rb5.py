@@ -17,13 +17,11 @@ and profile job ids with each category. The API token is never read or recorded 
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import platform
 import shutil
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -33,22 +31,10 @@ from bench.devices.onnx_info import output_shapes
 from bench.devices.qnn_adb import BoardSettings
 from bench.errors import BadInput, one_of
 from bench.paths import cache_dir
-from bench.util import file_sha256
+from bench.util import file_sha256, installed_version
 
 TRANSPORTS = ("aihub", "adb")
 
-
-def _version(dist: str) -> str | None:
-    """The installed distribution's version, else the importable module's ``__version__``, else None."""
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        pass
-    try:
-        module = importlib.import_module(dist.replace("-", "_"))
-    except ImportError:
-        return None
-    return str(getattr(module, "__version__", "unknown"))
 
 
 def hub_config_path() -> Path:
@@ -76,7 +62,7 @@ class RB5Device(Device):
 
     def toolchain(self) -> dict[str, str]:
         hub = self.hub_settings
-        tools = {"transport": self.transport, "qai-hub": _version("qai-hub") or "not installed",
+        tools = {"transport": self.transport, "qai-hub": installed_version("qai-hub") or "not installed",
                  "compile_options": hub.compile_options,
                  "aihub_device": ",".join(hub.device_attributes) or hub.device}
         if self.profile.runtime.get("dlc"):
@@ -84,12 +70,12 @@ class RB5Device(Device):
         return tools
 
     def _hub_status(self) -> tuple[bool, str]:
-        if _version("qai-hub") is None:
+        if installed_version("qai-hub") is None:
             return False, "qai-hub is not installed: pip install -e '.[rb5]'"
         if not hub_config_path().is_file():
             return False, (f"no AI Hub token: {hub_config_path()} not found (qai-hub configure --api_token <token>, "
                            f"or QAIHUB_CLIENT_INI)")
-        return True, f"qai-hub {_version('qai-hub')}, device {self.toolchain()['aihub_device']}"
+        return True, f"qai-hub {installed_version('qai-hub')}, device {self.toolchain()['aihub_device']}"
 
     def compile_status(self) -> tuple[bool, str]:
         if self.profile.runtime.get("dlc"):
@@ -100,7 +86,7 @@ class RB5Device(Device):
     def availability(self) -> tuple[bool, str]:
         if self.transport == "aihub":
             return self._hub_status()
-        if _version("adbutils") is None:
+        if installed_version("adbutils") is None:
             return False, "adbutils is not installed: pip install -e '.[rb5]'"
         try:
             self.board_settings.sdk_files()
@@ -148,7 +134,7 @@ class RB5Device(Device):
             shutil.move(written, target)
         return {"compiled_by": "AI Hub", "compile_job_id": job.job_id, "compile_job_url": job.url,
                 "target_model_id": model.model_id, "aihub_device": getattr(job.device, "name", None),
-                "hub_version": getattr(job, "hub_version", None), "qai_hub": _version("qai-hub"),
+                "hub_version": getattr(job, "hub_version", None), "qai_hub": installed_version("qai-hub"),
                 "options": settings.compile_options}
 
     def open(self, artifact: Artifact) -> Session:
@@ -184,7 +170,7 @@ class RB5Device(Device):
         return {
             "os": platform.platform(), "machine": platform.machine(), "python": platform.python_version(),
             "transport": self.transport,
-            "runtime": {"qai-hub": _version("qai-hub"), "adbutils": _version("adbutils")},
+            "runtime": {"qai-hub": installed_version("qai-hub"), "adbutils": installed_version("adbutils")},
             "settings": {"aihub_device": hub.device, "device_attributes": list(hub.device_attributes),
                          "compile_options": hub.compile_options, "profile_options": hub.profile_options,
                          "chunk_images": hub.chunk_images if self.transport == "aihub"

@@ -102,11 +102,7 @@ def _parser_errors(parser: Any) -> list[str]:
     errors = []
     for index in range(parser.num_errors):
         error = parser.get_error(index)
-        where = ""
-        node_name = getattr(error, "node_name", None)
-        if callable(node_name) and node_name():
-            operator = error.node_operator() if callable(getattr(error, "node_operator", None)) else ""
-            where = f" at node {node_name()}" + (f" ({operator})" if operator else "")
+        where = f" at node {error.node_name()} ({error.node_operator()})" if error.node_name() else ""
         errors.append(f"{error.desc()}{where}")
     return errors
 

@@ -16,7 +16,6 @@ import json
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import numpy as np
 from bench.data.loader import InputLoader, Loaded
 from bench.devices.base import Artifact, Device
 from bench.devices.cache import compiled_artifact
+from bench.devices.profiles import profile_data
 from bench.errors import BenchError
 from bench.power import LIVE_METERS, meter_name
 from bench.records import RunWriter
@@ -53,8 +53,7 @@ class RemoteRunner(JobRunner):
             return
         inputs = {job.category: self._load(job) for job in todo}
         artifacts = self._host_artifacts(todo)
-        profile = asdict(self.device.profile)
-        profile.pop("source", None)
+        profile = profile_data(self.device.profile)
         remote_dir = f"{self.target.workdir.rstrip('/')}/{self.writer.run_dir.name}-{self.writer.attempt}"
         with tempfile.TemporaryDirectory(prefix="bench-bundle-") as tmp:
             bundle = write_bundle(Path(tmp), profile, todo, inputs, self.measurement, self.postprocess,
@@ -73,8 +72,7 @@ class RemoteRunner(JobRunner):
 
     def _host_artifacts(self, jobs: list[CategoryJob]) -> dict[str, Artifact]:
         """Compile here when this host has the device's toolchain and the device cannot compile itself."""
-        host_can, _ = self.device.compile_status()
-        if not host_can or self.device.compile_status.__func__ is Device.compile_status:  # type: ignore[attr-defined]
+        if not self.device.compiles_apart() or not self.device.compile_status()[0]:
             return {}
         return {job.category: compiled_artifact(job.exported, self.device, self.artifact_root)[0] for job in jobs}
 

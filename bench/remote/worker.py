@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from bench.devices.base import DeviceProfile
+from bench.devices.profiles import profile_from_data
 from bench.devices.registry import create_device
 from bench.errors import BenchError
 from bench.paths import cache_dir
@@ -69,7 +69,7 @@ def _plain(value: Any) -> Any:
 
 def run_bundle(folder: Path, out: TextIO) -> None:
     spec, jobs, inputs, artifacts = read_bundle(folder)
-    profile = DeviceProfile(**{**spec["profile"], "source": Path(spec["profile"].get("name", "remote"))})
+    profile = profile_from_data(spec["profile"])
     device = create_device(profile)
     writer = StreamWriter(out, int(spec["attempt"]), spec["progress"])
     writer.emit("hello", protocol=PROTOCOL, device=device.describe())
@@ -90,10 +90,8 @@ def run_bundle(folder: Path, out: TextIO) -> None:
 
 def check(profile_json: str) -> dict[str, Any]:
     """Whether this machine can run the profile (``bench doctor`` asks this over SSH)."""
-    data = json.loads(profile_json)
-    profile = DeviceProfile(**{**data, "source": Path(data.get("name", "remote"))})
     try:
-        ok, reason = create_device(profile).availability()
+        ok, reason = create_device(profile_from_data(json.loads(profile_json))).availability()
     except BenchError as exc:
         ok, reason = False, str(exc)
     return {"ok": ok, "reason": reason}
