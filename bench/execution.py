@@ -68,7 +68,7 @@ def execute_jobs(device: Device, writer: RunWriter, jobs: list[CategoryJob], loa
     """
     from bench.remote.host import RemoteRunner, is_remote
 
-    runner: Runner | RemoteRunner
+    runner: JobRunner
     meter = None
     if is_remote(device) and not device.emulated:
         runner = RemoteRunner(device, writer, loader, postprocess, measurement, artifact_root)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -169,6 +169,26 @@ def category_masks(recipe: Recipe, samples: list[Sample], evaluated: set[str]) -
     return {s.image_id: preprocess_mask(s.mask_path, recipe, s.path) for s in chosen}
 
 
+class Inputs(NamedTuple):
+    """What a request resolves to before any device work: the card, the dataset, its samples, the models."""
+
+    card: ModelCard
+    dataset: Dataset
+    categories: list[str]
+    samples: dict[str, list[Sample]]
+    prepared: dict[str, PreparedModel]
+
+
+def _inputs(request: RunRequest, skip_bad: bool) -> Inputs:
+    card = load_card(request.model)
+    if request.data_root is None or not request.data_root.exists():
+        raise BadInput(f"--data-root {request.data_root}: no such folder")
+    dataset = open_dataset(request.dataset, request.data_root)
+    categories = dataset.select(request.categories)
+    samples = _test_samples(dataset, categories, request.limit, skip_bad)
+    return Inputs(card, dataset, categories, samples, _prepare_models(card, request, samples))
+
+
 def execute(request: RunRequest, out: Path | None = None, resume: str | None = None) -> Path:
     """Run (or resume, with the request from ``resumed_request``) a benchmark; returns the run folder."""
     out = out or results_dir()
@@ -182,13 +202,7 @@ def execute(request: RunRequest, out: Path | None = None, resume: str | None = N
         # Host timing of emulated numerics is not the device's: no warm-up, no timed pass.
         request = replace(request, measurement=replace(request.measurement, warmup=0, min_count=0,
                                                        min_duration_s=0.0))
-    card = load_card(request.model)
-    if request.data_root is None or not request.data_root.exists():
-        raise BadInput(f"--data-root {request.data_root}: no such folder")
-    dataset = open_dataset(request.dataset, request.data_root)
-    categories = dataset.select(request.categories)
-    samples = _test_samples(dataset, categories, request.limit, request.skip_bad)
-    prepared = _prepare_models(card, request, samples)
+    card, dataset, categories, samples, prepared = _inputs(request, request.skip_bad)
     manifest = _manifest(request, device, card, dataset, samples, prepared)
     if resume:
         writer = RunWriter.reopen(out / resume, manifest["command"])
@@ -223,13 +237,7 @@ def compile_models(request: RunRequest) -> list[dict[str, Any]]:
     """
     profile = load_profile(request.device)
     device = create_device(profile, request.emulate)
-    card = load_card(request.model)
-    if request.data_root is None or not request.data_root.exists():
-        raise BadInput(f"--data-root {request.data_root}: no such folder")
-    dataset = open_dataset(request.dataset, request.data_root)
-    categories = dataset.select(request.categories)
-    samples = _test_samples(dataset, categories, request.limit, skip_bad=True)
-    prepared = _prepare_models(card, request, samples)
+    card, dataset, categories, _, prepared = _inputs(request, skip_bad=True)
     rows = []
     for category in categories:
         exported = _for_device(device, prepared[category], dataset, card.recipe)

@@ -134,9 +134,8 @@ class TensorRTDevice(Device):
                         json.loads(json.dumps(details, default=str)))
 
     def open(self, artifact: Artifact) -> Session:
-        self._require()
+        self._require()  # also selects the profile's GPU
         trt, cuda = self.modules()
-        self.gpu()
         try:
             engine = artifact.path.read_bytes()
         except OSError as exc:
