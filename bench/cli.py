@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import __version__
+from bench.data.calibration import CALIBRATIONS
 from bench.errors import BadInput, BenchError
 from bench.paths import cache_dir, results_dir
 
@@ -29,6 +30,11 @@ def _positive(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return number
+
+
+CALIBRATION_HELP = ("INT8 representative set (IMX500): train-synthetic (default: normal training images and "
+                    "synthetic anomalies made from them), train-normal, or paper-test (the TinyGLASS paper's 10 test "
+                    "images and TPC v1; leaks the test set)")
 
 
 def _emit(rows: list[dict], as_json: bool, line: Callable[[dict], str]) -> int:
@@ -49,7 +55,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             device=args.device, model=args.model, dataset=args.dataset, data_root=args.data_root,
             checkpoint=args.checkpoint or cache_dir() / "checkpoints" / args.model, categories=args.categories,
             limit=args.limit, backbone_weights=args.backbone_weights, skip_bad=args.skip_bad,
-            tensor_cache=args.tensor_cache, emulate=args.emulate,
+            tensor_cache=args.tensor_cache, emulate=args.emulate, mask_convention=args.mask_convention,
+            calibration=args.calibration,
         )
     request = with_measurement(request, warmup=args.warmup, min_count=args.min_count,
                                min_duration_s=args.min_duration)
@@ -65,7 +72,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         raise BadInput("--data-root is required: the export's parity check and INT8 calibration read its images")
     request = RunRequest(device=args.device, model=args.model, dataset=args.dataset, data_root=args.data_root,
                          checkpoint=args.checkpoint or cache_dir() / "checkpoints" / args.model,
-                         categories=args.categories, backbone_weights=args.backbone_weights, emulate=args.emulate)
+                         categories=args.categories, backbone_weights=args.backbone_weights, emulate=args.emulate,
+                         calibration=args.calibration)
     rows = compile_models(request)
     return _emit(rows, args.json, lambda r: f"{r['category']}: {r['artifact']} "
                  f"({'cached' if r['cached'] else 'built'}, sha256 {r['sha256'][:12]})")
@@ -79,15 +87,40 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare_gate(value: str) -> float | str:
+    """``--max-drift`` of compare: points, or ``card`` for the model card's gate of the device."""
+    if value == "card":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a number of points or 'card'") from None
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench.comparison import compare, format_table, gate, masks_for, resolve_run
+    from bench.comparison import (
+        compare,
+        exceeds,
+        format_table,
+        gate,
+        gate_line,
+        masks_for,
+        resolve_gate,
+        resolve_run,
+    )
     from bench.records import load_run
+    from bench.records.reader import read_manifest
 
     ref, dev = resolve_run(args.ref_run), resolve_run(args.dev_run)
     masks = None if args.no_pixel else masks_for(load_run(ref))
     result = compare(ref, dev, masks)
+    limit = None if args.max_drift is None else resolve_gate(
+        read_manifest(dev), None if args.max_drift == "card" else args.max_drift)
+    result["gate"] = {**limit.to_json(), "exceeded": exceeds(result, limit)} if limit else None
     print(json.dumps(result, indent=2) if args.json else format_table(result))
-    gate(result, args.max_drift)
+    if limit is not None and not args.json:
+        print(gate_line(result, limit))
+    gate(result, limit)
     return 0
 
 
@@ -194,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "the preprocessing recipe and the image bytes")
     run.add_argument("--emulate", action="store_true", help="run the device's numerics (FP16, MCT INT8) on the "
                      "host: accuracy and predicted drift only, marked emulated, never device timing")
+    run.add_argument("--mask-convention", choices=["nearest_nonzero", "bilinear_cast"],
+                     help="how masks become pixel ground truth (default: the model card's; bilinear_cast is the "
+                     "official GLASS/TinyGLASS one, nearest_nonzero counts every non-zero pixel)")
+    run.add_argument("--calibration", choices=CALIBRATIONS, help=CALIBRATION_HELP)
     run.add_argument("--out", type=Path, default=None, help="results folder (default results/)")
     run.add_argument("--resume", metavar="RUN_ID", help="finish an unfinished run in --out with its recorded "
                      "settings; only --warmup/--min-count/--min-duration may be changed (recorded per attempt)")
@@ -206,15 +243,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("results", nargs="*", type=Path, help="run folders or results folders (default results/)")
     report.add_argument("--out", type=Path, default=Path("reports/index.html"),
                         help="the HTML file; CSV and Markdown tables are written beside it")
-    report.add_argument("--max-drift", type=float, default=0.2, metavar="POINTS",
-                        help="drift gate shown in the verdict lines (default 0.2 image-AUROC points)")
+    report.add_argument("--max-drift", type=float, metavar="POINTS",
+                        help="drift gate in image-AUROC points for every device run (default: each model card's "
+                        "drift_gate for the device, else 0.2)")
     report.set_defaults(handler=cmd_report)
 
     compare = sub.add_parser("compare", help="drift of a device run against its host reference (exit 3 on gate)")
     compare.add_argument("ref_run", help="the host reference run (folder or run id in results/)")
     compare.add_argument("dev_run", help="the device run (folder or run id in results/)")
-    compare.add_argument("--max-drift", type=float, metavar="POINTS",
-                         help="gate: exit 3 when |mean image-AUROC drift| exceeds this many points")
+    compare.add_argument("--max-drift", type=_compare_gate, metavar="POINTS|card",
+                         help="gate: exit 3 when |mean image-AUROC drift| exceeds this many points; 'card': the "
+                         "model card's drift_gate for the device (default: no gate)")
     compare.add_argument("--no-pixel", action="store_true", help="skip pixel-level drift (no masks re-read)")
     compare.add_argument("--json", action="store_true")
     compare.set_defaults(handler=cmd_compare)
@@ -243,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "writes)")
     compile_.add_argument("--backbone-weights", type=Path, help="backbone weight file")
     compile_.add_argument("--emulate", action="store_true", help="the host-emulation artifact instead")
+    compile_.add_argument("--calibration", choices=CALIBRATIONS, help=CALIBRATION_HELP)
     compile_.add_argument("--json", action="store_true")
     compile_.set_defaults(handler=cmd_compile)
 

@@ -21,6 +21,12 @@ from bench.metrics.drift import drift_summary
 from bench.paths import results_dir
 from bench.records import RunRecord, load_run
 
+FALLBACK_GATE_POINTS = 0.2  # EdgeZSAD's published host-vs-device bound, for runs of an unknown card
+SATURATION_INT8 = ("the scores sit on one value, so those images cannot be ranked; likely cause: the INT8 output "
+                   "range was calibrated without anomalies (see --calibration)")
+SATURATION_OTHER = ("the scores sit on one value, so those images cannot be ranked; the score output saturates "
+                    "(a sigmoid rounding to its limit in reduced precision)")
+
 
 def resolve_run(name: str) -> Path:
     """A run folder, or a run id inside the default results folder."""
@@ -115,6 +121,7 @@ def compare(ref_path: Path, dev_path: Path, masks: dict[str, dict[str, np.ndarra
         "mean_delta_points": mean,
         "dataset_drift": dataset,
         "max_abs_delta_points": float(np.max(np.abs(deltas))),
+        "saturation": saturation_warnings(dev),
     }
 
 
@@ -126,24 +133,106 @@ def masks_for(run: RunRecord) -> dict[str, dict[str, np.ndarray]] | None:
     m = run.manifest
     try:
         dataset = open_dataset(m["dataset"]["name"], Path(m["dataset"]["root"]))
-        recipe = Recipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in m["model"]["preprocessing"].items()})
+        default = Recipe.from_manifest(m["model"]["preprocessing"])
+        recipes = {cat: Recipe.from_manifest(entry["preprocessing"]) if "preprocessing" in entry else default
+                   for cat, entry in m["model"]["categories"].items()}
     except (BadInput, KeyError, TypeError):
         return None
     out = {}
     for category in m["dataset"]["categories"]:
         evaluated = set(run.images.loc[(run.images["category"] == category) & run.images["error"].isna(), "image_id"])
-        cat = category_masks(recipe, dataset.samples(category, "test"), evaluated)
+        cat = category_masks(recipes.get(category, default), dataset.samples(category, "test"), evaluated)
         if cat is not None:
             out[category] = cat
     return out
 
 
-def gate(result: dict[str, Any], max_drift: float | None) -> None:
-    """Exit code 3 when the dataset-level image-AUROC drift exceeds ``max_drift`` points."""
-    if max_drift is not None and abs(result["mean_delta_points"]) > max_drift:
-        raise GateFailed(f"image AUROC drift {result['mean_delta_points']:+.2f} points exceeds the gate of "
-                         f"{max_drift:.2f} ({result['device']['device']} vs {result['reference']['device']}, "
-                         f"{result['model']} on {result['dataset']})")
+@dataclass(frozen=True)
+class Gate:
+    """A drift limit in image-AUROC points and where it came from (--max-drift, a model card, the default)."""
+
+    points: float
+    source: str
+
+    def describe(self) -> str:
+        return f"{self.points:.2f}-point gate ({self.source})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"points": self.points, "source": self.source}
+
+
+def card_gate(manifest: dict[str, Any]) -> Gate:
+    """The model card's gate for the run's device; the fallback when the card cannot be loaded."""
+    from bench.models.cards import load_card
+
+    try:
+        card = load_card(manifest["model"]["name"])
+    except (BadInput, KeyError):
+        return Gate(FALLBACK_GATE_POINTS, "default")
+    device = manifest.get("device", {})
+    return Gate(*card.drift_gate(str(device.get("profile", "")), str(device.get("kind", ""))))
+
+
+def resolve_gate(manifest: dict[str, Any], max_drift: float | None) -> Gate:
+    """``--max-drift`` for every run when given, else each device run's card gate."""
+    return Gate(max_drift, "--max-drift") if max_drift is not None else card_gate(manifest)
+
+
+def exceeds(result: dict[str, Any], limit: Gate) -> bool:
+    return abs(result["mean_delta_points"]) > limit.points
+
+
+def gate(result: dict[str, Any], limit: Gate | None) -> None:
+    """Exit code 3 when the dataset-level image-AUROC drift exceeds the gate (none: no gate)."""
+    if limit is not None and exceeds(result, limit):
+        raise GateFailed(f"image AUROC drift {result['mean_delta_points']:+.2f} points exceeds the "
+                         f"{limit.describe()}: {result['device']['device']} vs {result['reference']['device']}, "
+                         f"{result['model']} on {result['dataset']}")
+
+
+def gate_line(result: dict[str, Any], limit: Gate) -> str:
+    verdict = "EXCEEDS" if exceeds(result, limit) else "within"
+    return f"gate: |drift| {abs(result['mean_delta_points']):.2f} points, {verdict} the {limit.describe()}"
+
+
+def quantization_info(manifest: dict[str, Any], category: str) -> dict[str, Any]:
+    """The INT8 calibration mode and score-output rail of a category's artifact; empty for other artifacts.
+
+    The IMX500 adapter nests MCT's report under ``quantization``; its emulation stores the report itself.
+    An artifact older than the calibration record falls back to the run request's ``calibration``.
+    """
+    entry = manifest.get("model", {}).get("categories", {}).get(category, {})
+    details = entry.get("artifact_details") or {}
+    report = details.get("quantization", details)
+    if "quantizer_nodes" not in report and "calibration" not in report:
+        return {}
+    calibration = (report.get("calibration") or {}).get("mode") or (manifest.get("request") or {}).get("calibration")
+    rails = report.get("output_rails") or {}
+    name = "score" if "score" in rails else next(iter(rails), None)
+    return {"calibration": calibration, "output": name, "output_rail": rails.get(name) if name else None}
+
+
+def saturation_warnings(run: RunRecord) -> list[dict[str, Any]]:
+    """Categories whose scores pile up on their maximum (metrics.json ``score_saturation.saturated``)."""
+    warnings = []
+    for category, figures in ((run.metrics or {}).get("categories") or {}).items():
+        saturation = figures.get("score_saturation") or {}
+        if saturation.get("saturated"):
+            info = quantization_info(run.manifest, category)
+            int8 = bool(info) or run.manifest.get("device", {}).get("precision") == "int8"
+            warnings.append({"category": category, "value": saturation["value"], "count": saturation["count"],
+                             "share": saturation["share"], "int8": int8, **info})
+    return warnings
+
+
+def saturation_text(warning: dict[str, Any]) -> str:
+    text = (f"{warning['category']}: {warning['count']} device scores ({warning['share'] * 100:.0f} %) sit "
+            f"exactly on {warning['value']:.6g}")
+    if warning.get("output_rail") is not None:
+        text += f", the INT8 rail of output '{warning['output']}' ({warning['output_rail']:.6g})"
+    if warning.get("calibration"):
+        text += f", calibration {warning['calibration']}"
+    return f"{text}: {SATURATION_INT8 if warning['int8'] else SATURATION_OTHER}"
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -166,4 +255,5 @@ def format_table(result: dict[str, Any]) -> str:
     lines.append(f"dataset (mean over categories): image AUROC drift {d['delta_points']:+.3f} points, 95% CI "
                  f"[{d['ci_low_points']:+.3f}, {d['ci_high_points']:+.3f}], p {d['p_value']:.3f} "
                  f"(max |delta| {result['max_abs_delta_points']:.3f})")
+    lines += [f"warning: {saturation_text(w)}" for w in result.get("saturation", [])]
     return "\n".join(lines)

@@ -23,30 +23,32 @@ from bench.util import file_sha256
 def fit_categories(card: ModelCard, dataset: Dataset, categories: list[str], out_dir: Path,
                    backbone: Path | None, seed: int = 0, steps: int | None = None,
                    max_train: int | None = None) -> dict[str, Path]:
-    """Fit one checkpoint per category into ``out_dir/<category>.pth`` (public TinyGLASS format + meta)."""
+    """Fit one checkpoint per category into ``out_dir/<category>.pth``: the network's own checkpoint format
+    (for TinyGLASS the official ``{"discriminator": ...}``, which the official loader reads) plus a ``meta``
+    entry that the official loaders ignore."""
     require_torch()
     import torch
 
-    from bench.models import tinyglass
-    from bench.models.backbones import resolve_resnet18_weights
+    from bench.models.families import family
     from bench.models.fit_tinyglass import FitConfig, fit
 
-    if card.family != "tinyglass":
+    if card.family not in ("tinyglass", "glass-r18", "glass-wrn50"):
         raise BadInput(f"model '{card.name}' is fitted on source categories at once: use fit_zero_shot")
-    backbone = resolve_resnet18_weights(backbone)
+    fam = family(card.family)
+    backbone = fam.resolve_backbone(backbone)
     backbone_sha = file_sha256(backbone)
     cfg = FitConfig(seed=seed) if steps is None else FitConfig(seed=seed, steps=steps)
-    recipe = card.recipe
     written: dict[str, Path] = {}
     for category in categories:
+        recipe = card.recipes.for_category(category)
         samples = [s for s in dataset.samples(category, "train") if s.label == 0][:max_train]
         if not samples:
             raise BadInput(f"{dataset.root / category / 'train'}: no normal training images")
-        images = np.concatenate([t for _, t in prefetch(samples, lambda s: preprocess_image(s.path, recipe))])
-        model = tinyglass.build(backbone)
+        images = np.concatenate([t for _, t in prefetch(samples, lambda s, r=recipe: preprocess_image(s.path, r))])
+        model = fam.build(backbone)
         with bar(cfg.steps, f"fit {category}") as progress:
             summary = fit(model, images, cfg, loss_callback(progress))
-        checkpoint = tinyglass.to_public_format(model)
+        checkpoint = model.checkpoint()
         checkpoint["meta"] = json_safe({
             "model": card.name, "category": category, "fit": summary,
             "train_index_sha256": index_sha256(samples),

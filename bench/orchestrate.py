@@ -14,9 +14,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from bench.clock import clock_info
+from bench.data.calibration import DEFAULT_CALIBRATION, choose
 from bench.data.datasets import Dataset, checked, open_dataset
 from bench.data.loader import InputLoader
-from bench.data.preprocess import Recipe, preprocess_mask
+from bench.data.preprocess import Recipe, Recipes, preprocess_mask
 from bench.data.samples import Sample
 from bench.data.tensor_cache import TensorCache
 from bench.devices.base import Device, ExportedModel
@@ -53,6 +54,8 @@ class RunRequest:
     skip_bad: bool = False
     tensor_cache: bool = False
     emulate: bool = False
+    mask_convention: str | None = None
+    calibration: str | None = None  # INT8 representative set (bench.data.calibration); None: the profile's
     measurement: Measurement = field(default_factory=Measurement)
 
     def to_manifest(self) -> dict[str, Any]:
@@ -94,7 +97,7 @@ def _spread(samples: list[Sample], limit: int | None) -> list[Sample]:
 
 def _prepare_models(card: ModelCard, request: RunRequest, samples: dict[str, list[Sample]]) -> dict[str, PreparedModel]:
     prepared = {}
-    loader = InputLoader(card.recipe, skip_bad=True)
+    loader = InputLoader(card.recipes, skip_bad=True)
     for category, cat_samples in samples.items():
         parity_inputs = []
         for sample in cat_samples:
@@ -109,7 +112,7 @@ def _prepare_models(card: ModelCard, request: RunRequest, samples: dict[str, lis
     return prepared
 
 
-def _manifest(request: RunRequest, device: Device, card: ModelCard, dataset: Dataset,
+def _manifest(request: RunRequest, device: Device, card: ModelCard, recipes: Recipes, dataset: Dataset,
               samples: dict[str, list[Sample]], prepared: dict[str, PreparedModel]) -> dict[str, Any]:
     all_samples = [s for group in samples.values() for s in group]
     first = next(iter(prepared.values()))
@@ -122,12 +125,14 @@ def _manifest(request: RunRequest, device: Device, card: ModelCard, dataset: Dat
         "model": {
             "name": card.name, "family": card.family, "card": str(card.source), "card_sha256": card.fingerprint(),
             "precision": device.profile.precision, "input_shape": list(card.recipe.input_shape),
-            "preprocessing": asdict(card.recipe), "postprocess": card.data.get("postprocess", {}),
+            "preprocessing": asdict(recipes.default), "mask_convention": recipes.default.mask,
+            "postprocess": card.data.get("postprocess", {}),
             "params": first.params, "macs": first.macs, "macs_source": "exported ONNX graph (bench.models.complexity)",
             "backbone_weights": str(first.backbone), "backbone_sha256": first.backbone_sha256,
             "categories": {
                 cat: {"checkpoint": str(p.checkpoint), "checkpoint_sha256": p.checkpoint_sha256,
-                      "onnx_sha256": p.export.exported.sha256, "export_parity_max_abs": p.export.parity}
+                      "onnx_sha256": p.export.exported.sha256, "export_parity_max_abs": p.export.parity,
+                      "preprocessing": asdict(recipes.for_category(cat))}
                 for cat, p in prepared.items()
             },
         },
@@ -141,23 +146,26 @@ def _manifest(request: RunRequest, device: Device, card: ModelCard, dataset: Dat
     }
 
 
-def _for_device(device: Device, prepared: PreparedModel, dataset: Dataset, recipe: Recipe) -> ExportedModel:
+def _for_device(device: Device, prepared: PreparedModel, dataset: Dataset, recipe: Recipe,
+                calibration: str | None = None) -> ExportedModel:
     """The exported model, plus the PyTorch module and representative images for toolchains that quantize."""
     exported = prepared.export.exported
     if device.quantization_images() == 0:
         return exported
-    train = [s for s in dataset.samples(prepared.category, "train") if s.label == 0 and not s.problem]
-    if not train:
-        raise BadInput(f"{dataset.root / prepared.category / 'train'}: INT8 quantization needs normal training "
-                       f"images as representative data")
+    category = prepared.category
+    mode = calibration or device.profile.runtime.get("calibration") or DEFAULT_CALIBRATION
 
-    def representative(count: int) -> list[np.ndarray]:
-        step = max(1, len(train) // count)
-        loader = InputLoader(recipe)
-        return [loader(s).tensor for s in train[::step][:count]]
+    def split(name: str, normal_only: bool) -> list[Sample]:
+        if not (dataset.root / category / name).is_dir():
+            return []
+        return [s for s in dataset.samples(category, name) if not s.problem and (s.label == 0 or not normal_only)]
 
-    return replace(exported, module=prepared.module, representative=representative,
-                   representative_key=index_sha256(train), normalization=(recipe.mean, recipe.std))
+    loader = InputLoader(recipe)
+    chosen = choose(mode, split("train", True), split("test", False), lambda s: loader(s).tensor,
+                    str(dataset.root / category))
+    return replace(exported, module=prepared.module, representative=chosen.images, representative_key=chosen.key,
+                   normalization=(recipe.mean, recipe.std), calibration=chosen.record(device.quantization_images()),
+                   tpc_version=chosen.tpc_version)
 
 
 def category_masks(recipe: Recipe, samples: list[Sample], evaluated: set[str]) -> dict[str, np.ndarray] | None:
@@ -203,7 +211,8 @@ def execute(request: RunRequest, out: Path | None = None, resume: str | None = N
         request = replace(request, measurement=replace(request.measurement, warmup=0, min_count=0,
                                                        min_duration_s=0.0))
     card, dataset, categories, samples, prepared = _inputs(request, request.skip_bad)
-    manifest = _manifest(request, device, card, dataset, samples, prepared)
+    recipes = card.recipes.with_mask(request.mask_convention)
+    manifest = _manifest(request, device, card, recipes, dataset, samples, prepared)
     if resume:
         writer = RunWriter.reopen(out / resume, manifest["command"])
         writer.manifest["attempts"][-1]["measurement"] = manifest["measurement"]
@@ -216,14 +225,15 @@ def execute(request: RunRequest, out: Path | None = None, resume: str | None = N
     if not is_remote(device):  # a remote device reports its own environment (and warnings) when it starts
         for warning in manifest["device"]["environment"].get("warnings") or []:
             print(f"warning: {warning}", file=sys.stderr)
-    jobs = [CategoryJob(cat, _for_device(device, prepared[cat], dataset, card.recipe), samples[cat])
+    jobs = [CategoryJob(cat, _for_device(device, prepared[cat], dataset, recipes.for_category(cat),
+                                         request.calibration), samples[cat])
             for cat in categories]
     first_macs = next(iter(prepared.values())).macs
-    cache = TensorCache(cache_dir() / "tensors", card.recipe) if request.tensor_cache else None
-    loader = InputLoader(card.recipe, request.skip_bad, cache)
+    cache = TensorCache(cache_dir() / "tensors", recipes.default) if request.tensor_cache else None
+    loader = InputLoader(recipes, request.skip_bad, cache)
 
     def masks(evaluated: set[str]) -> dict[str, dict[str, np.ndarray] | None]:
-        return {cat: category_masks(card.recipe, group, evaluated) for cat, group in samples.items()}
+        return {cat: category_masks(recipes.for_category(cat), group, evaluated) for cat, group in samples.items()}
 
     return execute_jobs(device, writer, jobs, loader, card.data.get("postprocess", {}), request.measurement,
                         cache_dir() / "artifacts", masks, done, gmac=first_macs / 1e9)
@@ -240,7 +250,8 @@ def compile_models(request: RunRequest) -> list[dict[str, Any]]:
     card, dataset, categories, _, prepared = _inputs(request, skip_bad=True)
     rows = []
     for category in categories:
-        exported = _for_device(device, prepared[category], dataset, card.recipe)
+        exported = _for_device(device, prepared[category], dataset, card.recipes.for_category(category),
+                              request.calibration)
         print(f"compiling {card.name}/{category} for {profile.name} ...", file=sys.stderr)
         artifact, cached = compiled_artifact(exported, device, cache_dir() / "artifacts")
         rows.append({"category": category, "device": profile.name, "emulated": device.emulated,

@@ -154,6 +154,25 @@ def test_mms_without_masks(tmp_path: Path) -> None:
     assert all(s.mask_path is None and s.problem is None for s in test)
 
 
+def test_mms_masks_pair_by_sorted_position_as_the_official_reader(tmp_path: Path) -> None:
+    """The official datasets/mvtec.py sorts test/<type> and ground_truth/<type> and pairs them by index,
+    whatever the names: IMG_0007's mask here is named 'a.png', IMG_0009's 'b.png'."""
+    png(tmp_path / "mms_rpi" / "train" / "good" / "IMG_0001.png")
+    for name in ("IMG_0009.png", "IMG_0007.png"):
+        png(tmp_path / "mms_rpi" / "test" / "scratch" / name)
+    for name in ("b.png", "a.png"):
+        mask(tmp_path / "mms_rpi" / "ground_truth" / "scratch" / name)
+    png(tmp_path / "mms_rpi" / "test" / "half" / "IMG_0003.png")
+    png(tmp_path / "mms_rpi" / "test" / "half" / "IMG_0004.png")
+    mask(tmp_path / "mms_rpi" / "ground_truth" / "half" / "IMG_0003_mask.png")
+    test = {s.image_id: s for s in open_dataset("mms", tmp_path).samples("mms_rpi", "test")}
+    gt = tmp_path / "mms_rpi" / "ground_truth"
+    assert test["mms_rpi/test/scratch/IMG_0007.png"].mask_path == gt / "scratch" / "a.png"
+    assert test["mms_rpi/test/scratch/IMG_0009.png"].mask_path == gt / "scratch" / "b.png"
+    half = test["mms_rpi/test/half/IMG_0004.png"]
+    assert half.mask_path is None and "1 masks for 2 images in test/half" in half.problem
+
+
 def test_folder_any_names(tmp_path: Path) -> None:
     png(tmp_path / "Line 3 gears" / "test" / "good" / "a.jpg", fmt="JPEG")
     png(tmp_path / "Line 3 gears" / "test" / "burr" / "b.bmp", fmt="BMP")

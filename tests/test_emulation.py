@@ -42,8 +42,11 @@ def test_emulated_run_is_marked_and_compares(small_demo: dict, reference: Path, 
     entry = m["model"]["categories"]["washer"]
     assert tool in entry["artifact_toolchain"] and entry["artifact_sha256"] != entry["onnx_sha256"]
     if numerics == "int8_mct":
-        assert entry["artifact_details"]["representative_images"] == 6  # all of the small demo's normal images
-        assert entry["artifact_details"]["bit_widths"] == {"activation": [8], "weights": [8]}
+        quantization = entry["artifact_details"]["quantization"]
+        # the small demo's 6 normal images and a synthetic anomaly made from each (--calibration default)
+        assert quantization["representative_images"] == 12
+        assert quantization["calibration"]["mode"] == "train-synthetic"
+        assert quantization["bit_widths"] == {"activation": [8], "weights": [8]}
     else:
         assert entry["artifact_details"]["policy"] == f"{'tensorrt' if device == 'jetson' else 'qnn_gpu'}_fp16"
     assert record.metrics["categories"]["washer"]["p50_ms"] is None

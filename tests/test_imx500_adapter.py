@@ -112,8 +112,8 @@ def test_device_run_matches_its_emulation(small_demo: dict, converter_cli: Path,
     assert details["conversion"]["memory"]["fits"] and details["conversion"]["packer_zip"] == "packerOut.zip"
     emulated_entry = emulated.manifest["model"]["categories"]["washer"]
     calibrated = details["quantization"]["representative_images"]
-    assert calibrated > 0 and calibrated == emulated_entry["artifact_details"]["representative_images"]
-    assert details["mctq_onnx_sha256"] == emulated_entry["artifact_details"]["onnx_sha256"]  # the same model
+    assert calibrated > 0 and calibrated == emulated_entry["artifact_details"]["quantization"]["representative_images"]
+    assert details["mctq_onnx_sha256"] == emulated_entry["artifact_details"]["mctq_onnx_sha256"]  # the same model
     device = record.images.set_index("image_id")["score"]
     host = emulated.images.set_index("image_id")["score"]
     assert device.notna().all() and len(device) == len(host)

@@ -181,7 +181,7 @@ def test_mct_grouped_functional_conv_failure_is_named(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_tinyglass_quantizes_exports_and_runs(tmp_path: Path, record_property: pytest.RecordProperty) -> None:
-    """The real TinyGLASS as built: module patch extraction, reshape-mean pooling, bilinear resize, amax."""
+    """The official TinyGLASS network: module patch extraction, average pooling, reshape-mean reduction, amax."""
     from bench.models import tinyglass
 
     torch.manual_seed(0)
@@ -198,7 +198,7 @@ def test_tinyglass_quantizes_exports_and_runs(tmp_path: Path, record_property: p
     assert report.bit_widths == {"activation": [8], "weights": [8]}
     session = ort_session(report.onnx_path)
     score, patches = session.run(["score", "patch_scores"], {"image": probe})
-    assert score.shape == (1,) and patches.shape == (1, 1, 32, 32)
+    assert score.shape == (1,) and patches.shape == (1, 1, 16, 16)
     assert abs(float(score[0]) - float(expected[0][0])) < 0.05
     assert float(np.abs(patches - expected[1]).max()) < 0.05
     assert not np.array_equal(patches, expected[1])
@@ -223,3 +223,32 @@ def test_pixel_input_model_normalises_inside(tmp_path: Path) -> None:
         score, patches = session.run(["score", "patch_scores"], {"image": pixels})
         ref_score, ref_patches = fp32(net, tensor)
         assert float(np.abs(patches - ref_patches).max()) < 0.05 and float(np.abs(score - ref_score).max()) < 0.05
+
+
+class Brightness(nn.Module):
+    """A detector in miniature whose score grows with brightness: sigmoid(8 * (mean - 0.5)) per 4x4 cell."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells = nn.Conv2d(3, 1, 4, stride=4)
+        with torch.no_grad():
+            self.cells.weight.fill_(8.0 / 48)
+            self.cells.bias.fill_(-4.0)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        patches = torch.sigmoid(self.cells(x))
+        return patches.amax(dim=(1, 2, 3)), patches
+
+
+def test_output_rail_is_where_a_saturated_output_sits(tmp_path: Path) -> None:
+    """Calibrated on dim images only, a bright image's score is clipped; the value ONNX Runtime returns is
+    the rail the report names (the demo's 22 of 28 fabric scores at 255/512 were such a rail)."""
+    dim = [np.full((1, 3, 16, 16), v, np.float32) for v in (0.1, 0.2, 0.3, 0.35)]
+    torch.manual_seed(0)
+    report = quantize_for_imx500(Brightness().eval(), dim, tmp_path)
+    rail = report.output_rails["score"]
+    with torch.inference_mode():
+        assert float(Brightness()(torch.from_numpy(dim[-1]))[0][0]) < rail < 0.99
+    session = ort_session(report.onnx_path)
+    bright = [session.run(["score"], {"image": np.full((1, 3, 16, 16), v, np.float32)})[0][0] for v in (0.8, 0.9)]
+    assert bright[0] == bright[1] == np.float32(rail)

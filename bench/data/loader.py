@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.data.preprocess import Recipe, check_mask_size, preprocess_image, tensor_sha256
+from bench.data.preprocess import Recipe, Recipes, check_mask_size, preprocess_image, tensor_sha256
 from bench.data.samples import Sample
 from bench.data.tensor_cache import TensorCache
 from bench.errors import BadInput
@@ -26,8 +26,8 @@ class Loaded:
 class InputLoader:
     """``loader(sample) -> Loaded``; strict loaders raise, ``skip_bad`` ones return the error."""
 
-    def __init__(self, recipe: Recipe, skip_bad: bool = False, cache: TensorCache | None = None) -> None:
-        self.recipe = recipe
+    def __init__(self, recipe: Recipe | Recipes, skip_bad: bool = False, cache: TensorCache | None = None) -> None:
+        self.recipe = recipe  # a card's Recipes pick the category's own recipe
         self.skip_bad = skip_bad
         self.cache = cache
 
@@ -49,9 +49,11 @@ class InputLoader:
             raise BadInput(f"{sample.path}: image not found") from exc
         if sample.mask_path is not None:
             check_mask_size(sample.mask_path, sample.path)
-        tensor = self.cache.get(data) if self.cache else None
+        recipe = self.recipe.for_category(sample.category)
+        cache = self.cache.for_recipe(recipe) if self.cache else None
+        tensor = cache.get(data) if cache else None
         if tensor is None:
-            tensor = preprocess_image(sample.path, self.recipe, data=data)
-            if self.cache:
-                self.cache.put(data, tensor)
+            tensor = preprocess_image(sample.path, recipe, data=data)
+            if cache:
+                cache.put(data, tensor)
         return tensor

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,22 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+RESIZE_MODES = ("exact", "shorter")
+# How a mask becomes the boolean ground truth on the input grid:
+# - nearest_nonzero: nearest-neighbour resize, any non-zero pixel is anomalous;
+# - bilinear_cast: the official GLASS/TinyGLASS convention: bilinear resize, ToTensor, then an integer
+#   cast in the metrics, so only pixels that stay exactly 255 after interpolation count.
+MASK_CONVENTIONS = ("nearest_nonzero", "bilinear_cast")
+
+
 @dataclass(frozen=True)
 class Recipe:
-    """Resize (shorter side or exact size), centre crop, scale to [0,1], normalise, NCHW float32."""
+    """Resize, centre crop, scale to [0,1], normalise, NCHW float32; and the mask convention.
+
+    ``resize_mode`` "shorter" is torchvision's ``Resize(int)``: the shorter side to ``resize[0]``,
+    aspect kept; "exact" resizes to ``resize`` as (height, width). The centre crop rounds its
+    offsets as torchvision's ``CenterCrop`` does.
+    """
 
     resize: tuple[int, int]
     crop: tuple[int, int]
@@ -40,6 +53,8 @@ class Recipe:
     std: tuple[float, float, float] = IMAGENET_STD
     layout: str = "NCHW"
     dtype: str = "float32"
+    resize_mode: str = "exact"
+    mask: str = "nearest_nonzero"
 
     @classmethod
     def from_card(cls, spec: dict[str, Any]) -> Recipe:
@@ -47,18 +62,59 @@ class Recipe:
         crop = _pair(spec.get("crop", resize))
         mean = tuple(spec.get("mean", IMAGENET_MEAN))
         std = tuple(spec.get("std", IMAGENET_STD))
-        recipe = cls(resize, crop, mean, std, spec.get("layout", "NCHW"), spec.get("dtype", "float32"))
+        recipe = cls(resize, crop, mean, std, spec.get("layout", "NCHW"), spec.get("dtype", "float32"),
+                     spec.get("resize_mode", "exact"), spec.get("mask", "nearest_nonzero"))
         if recipe.layout not in ("NCHW", "NHWC"):
             raise BadInput(f"model card: unsupported input layout {recipe.layout!r} (NCHW or NHWC)")
+        if recipe.resize_mode not in RESIZE_MODES:
+            raise BadInput(f"model card: unknown resize_mode {recipe.resize_mode!r} ({' or '.join(RESIZE_MODES)})")
+        if recipe.mask not in MASK_CONVENTIONS:
+            raise BadInput(f"model card: unknown mask convention {recipe.mask!r} ({' or '.join(MASK_CONVENTIONS)})")
         return recipe
+
+    @classmethod
+    def from_manifest(cls, data: dict[str, Any]) -> Recipe:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         h, w = self.crop
         return (1, 3, h, w) if self.layout == "NCHW" else (1, h, w, 3)
 
+    def for_category(self, category: str) -> Recipe:
+        return self
+
+    def with_mask(self, convention: str | None) -> Recipe:
+        if convention is None:
+            return self
+        if convention not in MASK_CONVENTIONS:
+            raise BadInput(f"--mask-convention: unknown {convention!r} ({' or '.join(MASK_CONVENTIONS)})")
+        return replace(self, mask=convention)
+
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Recipes:
+    """A card's recipe and its per-category overrides (TinyGLASS resizes wood and toothbrush to 292)."""
+
+    default: Recipe
+    overrides: tuple[tuple[str, Recipe], ...] = ()
+
+    @classmethod
+    def from_card(cls, spec: dict[str, Any]) -> Recipes:
+        overrides = spec.get("overrides") or {}
+        base = {k: v for k, v in spec.items() if k != "overrides"}
+        return cls(Recipe.from_card(base),
+                   tuple((str(cat), Recipe.from_card({**base, **dict(change)})) for cat, change in overrides.items()))
+
+    def for_category(self, category: str) -> Recipe:
+        return dict(self.overrides).get(category, self.default)
+
+    def with_mask(self, convention: str | None) -> Recipes:
+        return Recipes(self.default.with_mask(convention),
+                       tuple((cat, r.with_mask(convention)) for cat, r in self.overrides))
 
 
 def _pair(value: int | list[int]) -> tuple[int, int]:
@@ -111,11 +167,26 @@ def image_size(path: Path) -> tuple[int, int]:
         raise BadInput(f"{path}: unreadable image ({exc})") from exc
 
 
+def resized_size(size: tuple[int, int], recipe: Recipe) -> tuple[int, int]:
+    """(width, height) after the recipe's resize of an image of ``size`` (width, height)."""
+    if recipe.resize_mode == "exact":
+        return recipe.resize[1], recipe.resize[0]
+    w, h = size  # torchvision's _compute_resized_output_size for an int size
+    short, long = (w, h) if w <= h else (h, w)
+    new_short, new_long = recipe.resize[0], int(recipe.resize[0] * long / short)
+    return (new_short, new_long) if w <= h else (new_long, new_short)
+
+
 def _resize_crop(img: Image.Image, recipe: Recipe, resample: Image.Resampling) -> Image.Image:
-    img = img.resize((recipe.resize[1], recipe.resize[0]), resample=resample)
-    top = (recipe.resize[0] - recipe.crop[0]) // 2
-    left = (recipe.resize[1] - recipe.crop[1]) // 2
-    return img.crop((left, top, left + recipe.crop[1], top + recipe.crop[0]))
+    width, height = resized_size(img.size, recipe)
+    crop_h, crop_w = recipe.crop
+    if width < crop_w or height < crop_h:
+        raise BadInput(f"image of {img.size[0]}x{img.size[1]} resizes to {width}x{height}, smaller than the "
+                       f"{crop_w}x{crop_h} crop")
+    img = img.resize((width, height), resample=resample)
+    top = round((height - crop_h) / 2.0)  # torchvision's CenterCrop rounding (half to even)
+    left = round((width - crop_w) / 2.0)
+    return img.crop((left, top, left + crop_w, top + crop_h))
 
 
 @lru_cache(maxsize=16)
@@ -146,11 +217,14 @@ def check_mask_size(mask: Path, image: Path) -> None:
 
 
 def preprocess_mask(path: Path | None, recipe: Recipe, image_path: Path) -> np.ndarray:
-    """Boolean mask on the model's input grid (non-zero is anomalous); no mask means a good image."""
+    """Boolean mask on the model's input grid by the recipe's convention; no mask means a good image."""
     if path is None:
         return np.zeros(recipe.crop, dtype=bool)
     check_mask_size(path, image_path)
-    return np.asarray(_resize_crop(open_image(path, mode="L"), recipe, Image.Resampling.NEAREST)) > 0
+    mask = open_image(path, mode="L")
+    if recipe.mask == "bilinear_cast":
+        return np.asarray(_resize_crop(mask, recipe, Image.Resampling.BILINEAR)) == 255
+    return np.asarray(_resize_crop(mask, recipe, Image.Resampling.NEAREST)) > 0
 
 
 def tensor_sha256(tensor: np.ndarray) -> str:

@@ -17,9 +17,14 @@ from bench.records.atomic import replace_atomically
 
 class TensorCache:
     def __init__(self, root: Path, recipe: Recipe) -> None:
+        self.root, self.recipe = root, recipe
         self.folder = root / recipe.fingerprint()[:16]
         self.shape = recipe.input_shape
         self.dtype = np.dtype(recipe.dtype)
+
+    def for_recipe(self, recipe: Recipe) -> TensorCache:
+        """The same cache root for another recipe (a category with its own preprocessing)."""
+        return self if recipe == self.recipe else TensorCache(self.root, recipe)
 
     def _path(self, data: bytes) -> Path:
         digest = hashlib.sha256(data).hexdigest()

@@ -34,6 +34,8 @@ class ExportedModel:
     representative: Callable[[int], list[np.ndarray]] | None = field(default=None, compare=False, repr=False)
     representative_key: str = ""  # identifies the representative images, so the artifact cache keys on them
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # preprocessing (mean, std)
+    calibration: dict[str, Any] | None = field(default=None, compare=False)  # which representative set, recorded
+    tpc_version: str | None = None  # INT8 target platform capabilities the calibration asks for (None: default)
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,8 @@ class EmulatedDevice(HostDevice):
         from bench.devices.imx500 import quantize_exported
 
         report = quantize_exported(exported, workdir, self.quantization_images(), self.profile.name)
-        return Path(report.onnx_path), report.to_json()
+        return Path(report.onnx_path), {"quantization": report.to_json(), "normalization": report.normalization,
+                                        "mctq_onnx_sha256": report.onnx_sha256}
 
     def open(self, artifact: Artifact) -> Session:
         """The session; an INT8 model that takes pixels in [0, 1] gets the runner's normalised tensors mapped back."""

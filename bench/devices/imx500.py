@@ -45,14 +45,15 @@ RPK_NAME = "network.rpk"
 
 def quantize_exported(exported: ExportedModel, workdir: Path, count: int, device_name: str) -> Any:
     """MCT INT8 of the exported model's module with pixels in [0, 1] in: shared by the device and ``--emulate``."""
-    from bench.devices.imx500_quant import Normalization, quantize_for_imx500
+    from bench.devices.imx500_quant import TPC_VERSION, Normalization, quantize_for_imx500
 
     if exported.module is None or exported.representative is None:
         raise BadInput(f"{device_name}: INT8 quantization needs the PyTorch module and representative images "
                        f"(compile it on the host that exports the model)")
     normalization = Normalization(*exported.normalization) if exported.normalization else None
     return quantize_for_imx500(exported.module, exported.representative(count), workdir,
-                               normalization=normalization)
+                               normalization=normalization, tpc_version=exported.tpc_version or TPC_VERSION,
+                               calibration=exported.calibration)
 
 
 def _has_mct_quantizers(onnx_path: Path) -> bool:

@@ -87,6 +87,8 @@ class QuantizationReport:
     seconds: float
     input: str = "normalised tensor"
     normalization: dict[str, list[float]] | None = None
+    calibration: dict[str, Any] | None = None
+    output_rails: dict[str, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -145,7 +147,7 @@ def pixel_input(module: Any, normalization: Normalization) -> Any:
 def quantize_for_imx500(
     module: Any, representative: list[np.ndarray], out_dir: Path, n_iter: int | None = None, *,
     tpc_version: str = TPC_VERSION, output_names: tuple[str, ...] = OUTPUT_NAMES,
-    normalization: Normalization | None = None,
+    normalization: Normalization | None = None, calibration: dict[str, Any] | None = None,
 ) -> QuantizationReport:
     """MCT PTQ of ``module`` with the IMX500 TPC, exported as MCTQ ONNX to ``out_dir/model_mctq.onnx``.
 
@@ -241,6 +243,8 @@ def quantize_for_imx500(
         seconds=round(time.perf_counter() - started, 3),
         input="rgb in [0, 1], normalised inside the network" if normalization else "normalised tensor",
         normalization=normalization.to_json() if normalization else None,
+        calibration=calibration,
+        output_rails=output_rails(graph),
     )
     write_json(out_dir / REPORT_NAME, report.to_json())
     return report
@@ -361,6 +365,32 @@ def _rename_input(path: Path, name: str) -> Any:
                 if value == old:
                     node.input[i] = name
     return graph
+
+
+def output_rails(graph: Any) -> dict[str, float]:
+    """The largest value each graph output can take, where an activation quantizer feeds it.
+
+    MCT's power-of-two and symmetric activation quantizers represent ``[0, threshold)`` (unsigned) or
+    ``[-threshold, threshold)`` (signed) in ``num_bits`` steps; the top step, ``threshold * (1 - 2**-bits)``
+    unsigned, is the rail a saturated output sits on (the demo's 0.498047 = 255/512 for threshold 0.5).
+    """
+    from onnx import helper
+
+    producers = {out: node for node in graph.graph.node for out in node.output}
+    rails: dict[str, float] = {}
+    for output in graph.graph.output:
+        node, hops = producers.get(output.name), 0
+        while node is not None and node.domain != CUSTOM_DOMAIN and node.input and hops < 8:
+            node, hops = producers.get(node.input[0]), hops + 1
+        if node is None or node.domain != CUSTOM_DOMAIN or node.op_type.startswith("Weights"):
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if "threshold" not in attrs or "num_bits" not in attrs:
+            continue
+        threshold = float(np.max(np.asarray(attrs["threshold"], dtype=np.float64)))
+        bits = int(attrs["num_bits"]) - (1 if attrs.get("signed") else 0)
+        rails[output.name] = threshold * (1.0 - 2.0 ** -bits)
+    return rails
 
 
 def _input_shape(graph: Any) -> tuple[int | str, ...]:

@@ -17,12 +17,30 @@ MEAN_KEYS = ("image_auroc", "image_ap", "image_f1_max", "pixel_auroc", "aupro", 
              "mean_ms", "fps", "energy_mj_per_inference", "avg_power_w", "gmac_per_inference", "gmac_per_j")
 
 
+SATURATION_MIN_COUNT = 3
+SATURATION_MIN_SHARE = 0.1
+
+
+def score_saturation(scores: np.ndarray) -> dict[str, Any]:
+    """How many scores sit on the top value: a saturated output (an INT8 quantizer's rail, a float sigmoid's
+    1.0) ties every image beyond it, so they can no longer be ranked. ``saturated`` when at least
+    ``SATURATION_MIN_COUNT`` images and ``SATURATION_MIN_SHARE`` of them share the maximum exactly."""
+    if len(scores) == 0:
+        return {"value": None, "count": 0, "share": None, "saturated": False}
+    top = float(np.max(scores))
+    count = int(np.count_nonzero(scores == top))
+    share = count / len(scores)
+    return {"value": top, "count": count, "share": share,
+            "saturated": count >= SATURATION_MIN_COUNT and share >= SATURATION_MIN_SHARE}
+
+
 def _image_level(images: pd.DataFrame) -> dict[str, Any]:
     ok = images[images["error"].isna() & images["score"].notna()]
     labels = ok["label"].to_numpy(dtype=np.int64)
     scores = ok["score"].to_numpy(dtype=np.float64)
     out: dict[str, Any] = {"images": len(images), "errors": int(images["error"].notna().sum()),
-                           "good": int((labels == 0).sum()), "defective": int((labels == 1).sum())}
+                           "good": int((labels == 0).sum()), "defective": int((labels == 1).sum()),
+                           "score_saturation": score_saturation(scores)}
     if len(np.unique(labels)) < 2:
         out.update(image_auroc=None, image_ap=None, image_f1_max=None, f1_threshold=None,
                    image_note="needs good and defective images")

@@ -11,22 +11,26 @@ from torch import nn
 from bench.errors import BadInput
 from bench.records.atomic import replace_atomically
 
-# torchvision's file name for ResNet18_Weights.IMAGENET1K_V1, as the hub cache stores it.
-RESNET18_IMAGENET_FILE = "resnet18-f37072fd.pth"
+# torchvision's file names for the ImageNet weights (IMAGENET1K_V1), as the torch hub cache stores them.
+IMAGENET_FILES = {"resnet18": "resnet18-f37072fd.pth", "wide_resnet50_2": "wide_resnet50_2-95faca4d.pth"}
+RESNET18_IMAGENET_FILE = IMAGENET_FILES["resnet18"]
 
 
 def hub_cache_file(name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / name
 
 
-class ResNet18Trunk(nn.Module):
-    """ResNet-18 up to layer3; returns the layer2 and layer3 feature maps."""
+class ResNetTrunk(nn.Module):
+    """A torchvision ResNet up to layer3; returns the layer2 and layer3 feature maps."""
 
-    def __init__(self) -> None:
+    def __init__(self, arch: str = "resnet18") -> None:
         super().__init__()
-        from torchvision.models import resnet18
+        import torchvision.models
 
-        base = resnet18(weights=None)
+        if arch not in IMAGENET_FILES:
+            raise BadInput(f"unknown backbone '{arch}' (known: {', '.join(IMAGENET_FILES)})")
+        self.arch = arch
+        base = getattr(torchvision.models, arch)(weights=None)
         self.conv1, self.bn1, self.relu, self.maxpool = base.conv1, base.bn1, base.relu, base.maxpool
         self.layer1, self.layer2, self.layer3 = base.layer1, base.layer2, base.layer3
 
@@ -36,35 +40,46 @@ class ResNet18Trunk(nn.Module):
         return f2, self.layer3(f2)
 
 
-def resolve_resnet18_weights(path: Path | None) -> Path:
-    """The given file, else torchvision's ImageNet file in the torch hub cache."""
-    candidate = path if path is not None else hub_cache_file(RESNET18_IMAGENET_FILE)
+def resolve_weights(arch: str, path: Path | None) -> Path:
+    """The given file, else torchvision's ImageNet file for ``arch`` in the torch hub cache."""
+    candidate = path if path is not None else hub_cache_file(IMAGENET_FILES[arch])
     if not candidate.is_file():
         raise BadInput(
-            f"ResNet-18 weights not found at {candidate}; pass --backbone-weights or place torchvision's "
-            f"{RESNET18_IMAGENET_FILE} in {candidate.parent}"
+            f"{arch} weights not found at {candidate}; pass --backbone-weights or place torchvision's "
+            f"{IMAGENET_FILES[arch]} in {candidate.parent}"
         )
     return candidate
 
 
-def resnet18_trunk(weights: Path | None) -> ResNet18Trunk:
-    """The trunk with weights from a torchvision ResNet-18 state dict (extra fc.* keys are ignored)."""
-    file = resolve_resnet18_weights(weights)
+def resolve_resnet18_weights(path: Path | None) -> Path:
+    return resolve_weights("resnet18", path)
+
+
+def resnet_trunk(arch: str, weights: Path | None) -> ResNetTrunk:
+    """The trunk with weights from a torchvision state dict of ``arch`` (extra fc.* and layer4 keys ignored)."""
+    file = resolve_weights(arch, weights)
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a corrupt file
-        raise BadInput(f"{file}: cannot read ResNet-18 weights ({exc})") from exc
-    trunk = ResNet18Trunk()
+        raise BadInput(f"{file}: cannot read {arch} weights ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(state, dict):
+        raise BadInput(f"{file}: holds a {type(state).__name__}, not a {arch} state dict")
+    trunk = ResNetTrunk(arch)
     wanted = trunk.state_dict()
     state = {k: v for k, v in state.items() if k in wanted}
     missing = [k for k in wanted if k not in state]
     if missing:
-        raise BadInput(f"{file}: not ResNet-18 weights (missing '{missing[0]}')")
+        raise BadInput(f"{file}: not {arch} weights (missing '{missing[0]}')")
     for key, value in state.items():
         if value.shape != wanted[key].shape:
-            raise BadInput(f"{file}: '{key}' has shape {list(value.shape)}, expected {list(wanted[key].shape)}")
+            raise BadInput(f"{file}: '{key}' has shape {list(value.shape)}, {arch} expects "
+                           f"{list(wanted[key].shape)}")
     trunk.load_state_dict(state)
     return trunk.eval()
+
+
+def resnet18_trunk(weights: Path | None) -> ResNetTrunk:
+    return resnet_trunk("resnet18", weights)
 
 
 def calibrate_batchnorm(model: nn.Module, images: np.ndarray, batch: int = 8) -> None:

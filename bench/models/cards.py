@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.data.preprocess import Recipe
+from bench.data.preprocess import Recipe, Recipes
 from bench.paths import models_dir
 from bench.yamlfiles import load_named, names_in
 
@@ -23,12 +23,28 @@ class ModelCard:
     source: Path
 
     @property
+    def recipes(self) -> Recipes:
+        """The card's preprocessing with its per-category overrides."""
+        return Recipes.from_card(self.data["input"])
+
+    @property
     def recipe(self) -> Recipe:
-        return Recipe.from_card(self.data["input"])
+        """The default recipe (shapes are the same for every category)."""
+        return self.recipes.default
 
     @property
     def per_category(self) -> bool:
         return bool(self.data["checkpoints"].get("per_category", True))
+
+    def drift_gate(self, profile: str, kind: str) -> tuple[float, str]:
+        """The image-AUROC drift gate (points) for a device and where it came from: ``drift_gate`` keyed by
+        the profile name, then the device kind, then ``default``; 0.2 (EdgeZSAD's published bound) when the
+        card sets none, since INT8 devices drift more than FP16 ones and a card knows its own tolerance."""
+        gates = self.data.get("drift_gate") or {}
+        for key in (profile, kind, "default"):
+            if key in gates:
+                return float(gates[key]), f"card {self.name}, {key}"
+        return 0.2, f"default (card {self.name} sets no drift_gate)"
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.data, sort_keys=True).encode()).hexdigest()

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.errors import BadInput
+from bench.models.checkpoint_layouts import refuse_foreign
 
 BACKBONE = "tiny_vit_21m_512"
 STAGE_DIMS = (96, 192, 384, 576)
@@ -109,9 +110,7 @@ def save_random_tinyvit(path: Path, seed: int) -> Path:
 
 def load_readout(model: EdgeZSAD, checkpoint: dict, source: str) -> None:
     """Load ``{"edgeglr": state_dict}``; a mismatch names the first bad key and both shapes."""
-    if "edgeglr" not in checkpoint:
-        found = ", ".join(sorted(map(str, checkpoint))) or "nothing"
-        raise BadInput(f"{source}: not an EdgeZSAD checkpoint (no 'edgeglr' entry; found {found})")
+    refuse_foreign(checkpoint, source, "edgezsad")
     given = {k.removeprefix("module."): v for k, v in checkpoint["edgeglr"].items()}
     expected = model.readout.state_dict()
     for key, target in expected.items():

@@ -29,6 +29,17 @@ def _tinyglass() -> Family:
     return Family("tinyglass", resolve_resnet18_weights, tinyglass.build, tinyglass.load_heads)
 
 
+def _glass(name: str) -> Callable[[], Family]:
+    def make() -> Family:
+        from bench.models import glass
+        from bench.models.backbones import resolve_weights
+
+        arch = glass.VARIANTS[name].arch
+        return Family(name, lambda path: resolve_weights(arch, path), glass.builder(name), glass.load_heads)
+
+    return make
+
+
 def _edgezsad() -> Family:
     from bench.models import edgezsad
 
@@ -43,7 +54,8 @@ def _edgezsad() -> Family:
     return Family("edgezsad", resolve, edgezsad.build, edgezsad.load_readout)
 
 
-FAMILIES: dict[str, Callable[[], Family]] = {"tinyglass": _tinyglass, "edgezsad": _edgezsad}
+FAMILIES: dict[str, Callable[[], Family]] = {"tinyglass": _tinyglass, "glass-r18": _glass("glass-r18"),
+                                             "glass-wrn50": _glass("glass-wrn50"), "edgezsad": _edgezsad}
 
 
 def family(name: str) -> Family:

@@ -1,8 +1,8 @@
-"""Small-scale TinyGLASS fitting with a frozen backbone, deterministic by seed.
+"""Small-scale TinyGLASS (and GLASS) fitting with a frozen backbone, deterministic by seed.
 
 GLASS trains its discriminator to separate normal patch features from two kinds of
 synthetic anomalies: feature-space perturbations (GAS; here Gaussian perturbations of the
-projected features, without GLASS's gradient-ascent refinement) and image-level synthesis
+patch features, without GLASS's gradient-ascent refinement) and image-level synthesis
 inside Perlin-like masks (LAS; here a smooth random mask blending in another, colour-shifted
 normal image). That is enough to turn a backbone into a per-category detector in seconds
 on a CPU, which is what the demo and a lab adding a category need.
@@ -11,13 +11,13 @@ on a CPU, which is what the demo and a lab adding a category need.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.models.postprocess import bilinear_matrix
-from bench.models.tinyglass import TinyGLASS
+from bench.models.synthetic import synthesize
 from bench.models.training import Progress, optimise, reinitialise
 
 
@@ -34,32 +34,7 @@ class FitConfig:
     las_label_min: float = 0.25     # share of a patch's pixels inside the mask to call it anomalous
 
 
-def perlin_like_mask(rng: np.random.Generator, size: tuple[int, int], area: float) -> np.ndarray:
-    """A smooth random blob mask covering about ``area`` of the image."""
-    cells = int(rng.choice([4, 8, 16]))
-    noise = rng.standard_normal((cells, cells))
-    field = bilinear_matrix(cells, size[0]) @ noise @ bilinear_matrix(cells, size[1]).T
-    return field > np.quantile(field, 1.0 - area)
-
-
-def synthesize(images: np.ndarray, cfg: FitConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """LAS: anomalous copies of normal images and their pixel masks (in the normalised input space)."""
-    n, _, h, w = images.shape
-    out, masks = [], []
-    for i in range(n * cfg.las_per_image):
-        base = images[i % n]
-        source = images[int(rng.integers(n))]
-        source = np.flip(np.roll(source, int(rng.integers(h)), axis=1), axis=int(rng.integers(1, 3)))
-        source = source * rng.uniform(0.5, 1.5, size=(3, 1, 1)) + rng.normal(0, 0.5, size=(3, 1, 1))
-        mask = perlin_like_mask(rng, (h, w), float(rng.uniform(*cfg.las_area)))
-        beta = float(rng.uniform(*cfg.las_blend))
-        mixed = np.where(mask[None], (1 - beta) * base + beta * source, base)
-        out.append(mixed.astype(np.float32))
-        masks.append(mask)
-    return np.stack(out), np.stack(masks)
-
-
-def _embed_all(model: TinyGLASS, images: np.ndarray) -> torch.Tensor:
+def _embed_all(model: Any, images: np.ndarray) -> torch.Tensor:
     with torch.inference_mode():
         return torch.cat([model.embed(torch.from_numpy(images[i : i + 1])) for i in range(len(images))])
 
@@ -77,11 +52,13 @@ def _as_patches(embedding: torch.Tensor) -> torch.Tensor:
 
 
 def fit(
-    model: TinyGLASS, images: np.ndarray, cfg: FitConfig, progress: Progress | None = None
+    model: Any, images: np.ndarray, cfg: FitConfig, progress: Progress | None = None
 ) -> dict:
-    """Fit projection and discriminator on normal ``images`` [N,3,H,W]; returns a summary of the fit."""
+    """Fit the heads (TinyGLASS: the discriminator; GLASS: projection and discriminator) on normal
+    ``images`` [N,3,H,W]; returns a summary of the fit."""
     torch.manual_seed(cfg.seed)
-    reinitialise(model.pre_projection, model.discriminator)
+    heads = model.heads()
+    reinitialise(*heads)
     rng = np.random.default_rng(cfg.seed)
     model.eval()
     normal = _embed_all(model, images)
@@ -106,9 +83,9 @@ def fit(
         pred = model.score_patches(batch[:, :, None, None]).flatten()
         return F.binary_cross_entropy(pred.clamp(1e-6, 1 - 1e-6), target)
 
-    model.pre_projection.train()
-    model.discriminator.train()
-    params = [*model.pre_projection.parameters(), *model.discriminator.parameters()]
+    for head in heads:
+        head.train()
+    params = [p for head in heads for p in head.parameters()]
     final_loss = optimise(params, cfg.lr, cfg.steps, loss_at, progress)
     model.eval()
     return {"config": asdict(cfg), "final_loss": final_loss, "train_images": len(images),
