@@ -1,9 +1,11 @@
 """The nightly gate: every device run of a results folder against its host reference, all gates at once.
 
-``python -m bench.nightly RESULTS --max-drift 0.2`` pairs each complete device run with the newest
-complete host run of the same model, dataset and categories, prints ``bench compare``'s table for
-each pair, and exits 3 if any pair exceeds the gate (after comparing them all, so one night's
-report shows every failure), 2 if a device run has no reference.
+``python -m bench.nightly RESULTS [--max-drift POINTS]`` pairs each complete device run with the newest
+complete host run of the same model, dataset and categories, prints ``bench compare``'s table and the
+gate for each pair, and exits 3 if any pair exceeds its gate (after comparing them all, so one night's
+report shows every failure), 2 if a device run has no reference. Each device run's gate is its model
+card's ``drift_gate`` for the device (an INT8 sensor drifts more than an FP16 GPU); ``--max-drift``
+sets one gate for all.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.comparison import compare, format_table, gate, masks_for
+from bench.comparison import compare, format_table, gate, gate_line, masks_for, resolve_gate
 from bench.errors import BadInput, GateFailed
 from bench.records import load_run
 from bench.records.reader import read_manifest
@@ -54,7 +56,8 @@ def pairs(results: Path) -> list[tuple[Path, Path]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.nightly", description=__doc__.split("\n\n")[0])
     parser.add_argument("results", type=Path, help="folder holding the night's run records (any depth)")
-    parser.add_argument("--max-drift", type=float, default=0.2, metavar="POINTS", help="gate (default 0.2)")
+    parser.add_argument("--max-drift", type=float, metavar="POINTS", help="one gate for every device run "
+                        "(default: each model card's drift_gate for the device, else 0.2)")
     parser.add_argument("--no-pixel", action="store_true", help="skip pixel-level drift")
     args = parser.parse_args(argv)
     failures = []
@@ -62,9 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         found = pairs(args.results)
         for ref, dev in found:
             result = compare(ref, dev, None if args.no_pixel else masks_for(load_run(ref)))
-            print(format_table(result), end="\n\n")
+            limit = resolve_gate(read_manifest(dev), args.max_drift)
+            print(format_table(result), gate_line(result, limit), sep="\n", end="\n\n")
             try:
-                gate(result, args.max_drift)
+                gate(result, limit)
             except GateFailed as exc:
                 failures.append(str(exc))
     except BadInput as exc:
@@ -72,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     for failure in failures:
         print(f"gate failed: {failure}", file=sys.stderr)
-    print(f"{len(found)} device runs compared, {len(failures)} over the {args.max_drift:.2f}-point gate",
-          file=sys.stderr)
+    gates = f"the {args.max_drift:.2f}-point gate (--max-drift)" if args.max_drift is not None else "their card gates"
+    print(f"{len(found)} device runs compared, {len(failures)} over {gates}", file=sys.stderr)
     return GateFailed.exit_code if failures else 0
 
 

@@ -111,7 +111,7 @@ def test_inspect_model_json(capsys: pytest.CaptureFixture) -> None:
     report = json.loads(capsys.readouterr().out)
     assert report["input_shape"] == [1, 3, 256, 256]
     assert report["macs_agree"] and report["macs"] == report["torch_macs"]
-    assert report["params"]["torch_module"] == 3_129_280
+    assert report["params"]["torch_module"] == 2_850_368  # ResNet-18 to layer3 + the official discriminator
     assert report["ops"]["Conv"] >= 20
     assert report["deployability"]["tensorrt"] == []
     assert [f["op_type"] for f in report["deployability"]["qnn_gpu"] if f["severity"] == "error"] == ["Resize"]

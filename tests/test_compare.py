@@ -7,19 +7,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from bench.cli import main
 from bench.comparison import compare, pair
 from bench.errors import BadInput
 from bench.records import RunWriter, load_run
 
+REPO = Path(__file__).resolve().parent.parent
+
 
 def make_run(root: Path, run_id: str, scores: np.ndarray, labels: np.ndarray, device: str = "host",
-             sha: str = "c" * 64, inputs: list[str] | None = None, maps: np.ndarray | None = None) -> Path:
+             sha: str = "c" * 64, inputs: list[str] | None = None, maps: np.ndarray | None = None,
+             metrics: dict | None = None, artifact: dict | None = None) -> Path:
     ids = [f"cat/test/{i:03d}.png" for i in range(len(scores))]
+    entry = {"checkpoint_sha256": sha} | ({"artifact_details": artifact} if artifact is not None else {})
     manifest = {
         "command": "test", "device": {"profile": device, "kind": device, "emulated": False},
-        "model": {"name": "tinyglass", "categories": {"cat": {"checkpoint_sha256": sha}}},
+        "model": {"name": "tinyglass", "categories": {"cat": entry}},
         "dataset": {"name": "mvtec", "root": str(root), "categories": ["cat"]},
     }
     writer = RunWriter.create(root, manifest, run_id)
@@ -28,8 +33,20 @@ def make_run(root: Path, run_id: str, scores: np.ndarray, labels: np.ndarray, de
             writer.save_map("cat", image_id, maps[i])
         writer.append("images", [{"image_id": image_id, "category": "cat", "defect_type": "x", "label": int(labels[i]),
                                   "input_sha256": (inputs or ids)[i], "score": float(scores[i]), "error": None}])
-    writer.finish("complete", {})
+    writer.finish("complete", metrics if metrics is not None else {})
     return root / run_id
+
+
+def swap_pairs(scores: np.ndarray, labels: np.ndarray, pairs: int) -> np.ndarray:
+    """Moves the lowest-scored defective image below ``pairs`` more good images, one at a time: each move adds
+    exactly one discordant pair, so image AUROC falls by ``pairs / (goods x defectives)``."""
+    out = scores.astype(np.float64).copy()
+    for _ in range(pairs):
+        worst = np.flatnonzero(labels == 1)[np.argmin(out[labels == 1])]
+        below = np.sort(out[labels == 0][out[labels == 0] < out[worst]])
+        assert below.size, "no good image below the lowest defective one"
+        out[worst] = (below[-1] + below[-2]) / 2 if below.size > 1 else below[-1] - 1.0
+    return out
 
 
 @pytest.fixture
@@ -64,7 +81,7 @@ def test_degraded_device_is_detected_and_gated(tmp_path: Path, data: tuple, caps
     assert dataset["p_value"] == pytest.approx(img["p_value"])
     assert main(["compare", str(ref), str(dev), "--no-pixel", "--max-drift", "0.2"]) == 3
     captured = capsys.readouterr()
-    assert "cat" in captured.out and "exceeds the gate of 0.20" in captured.err
+    assert "cat" in captured.out and "exceeds the 0.20-point gate (--max-drift)" in captured.err
     assert main(["compare", str(ref), str(dev), "--no-pixel", "--max-drift", "50"]) == 0
     capsys.readouterr()
     assert main(["compare", str(ref), str(dev), "--no-pixel", "--json"]) == 0
@@ -115,3 +132,68 @@ def test_pixel_level_drift_with_maps_and_masks(tmp_path: Path, data: tuple) -> N
 def test_compare_unknown_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["compare", str(tmp_path / "nope"), str(tmp_path / "nada")]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def drift_of(scores: np.ndarray, labels: np.ndarray, pairs: int) -> float:
+    """The expected AUROC change in points, counted independently of the code under test."""
+    return -100 * pairs / ((labels == 0).sum() * (labels == 1).sum())
+
+
+def test_gate_from_the_card_only_when_asked(tmp_path: Path, data: tuple, capsys: pytest.CaptureFixture) -> None:
+    labels, scores = data
+    gates = yaml.safe_load((REPO / "models" / "tinyglass.yaml").read_text())["drift_gate"]
+    pairs = 6  # 0.25 points with 60 good and 40 defective images: above 0.2, below the card's IMX500 gate
+    assert gates["default"] < -drift_of(scores, labels, pairs) < gates["imx500"]
+    ref = make_run(tmp_path, "ref", scores, labels)
+    imx = make_run(tmp_path, "imx", swap_pairs(scores, labels, pairs), labels, device="imx500")
+    jetson = make_run(tmp_path, "jet", swap_pairs(scores, labels, pairs), labels, device="jetson")
+    assert compare(ref, imx)["mean_delta_points"] == pytest.approx(drift_of(scores, labels, pairs))
+    assert main(["compare", str(ref), str(imx), "--no-pixel"]) == 0  # no gate unless asked
+    assert "gate" not in capsys.readouterr().out
+    assert main(["compare", str(ref), str(imx), "--no-pixel", "--max-drift", "card"]) == 0
+    assert f"within the {gates['imx500']:.2f}-point gate (card tinyglass, imx500)" in capsys.readouterr().out
+    assert main(["compare", str(ref), str(jetson), "--no-pixel", "--max-drift", "card"]) == 3
+    captured = capsys.readouterr()
+    assert f"EXCEEDS the {gates['default']:.2f}-point gate (card tinyglass, default)" in captured.out
+    assert "(card tinyglass, default)" in captured.err
+    assert main(["compare", str(ref), str(imx), "--no-pixel", "--max-drift", "0.2"]) == 3
+    assert "0.20-point gate (--max-drift)" in capsys.readouterr().err
+    assert main(["compare", str(ref), str(imx), "--no-pixel", "--max-drift", "card", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["gate"] == {"points": gates["imx500"],
+                                                           "source": "card tinyglass, imx500", "exceeded": False}
+    with pytest.raises(SystemExit) as bad:
+        main(["compare", str(ref), str(imx), "--max-drift", "cards"])
+    assert bad.value.code == 2 and "expected a number of points or 'card'" in capsys.readouterr().err
+
+
+def saturation(value: float, count: int, share: float, saturated: bool) -> dict:
+    return {"categories": {"cat": {"score_saturation": {"value": value, "count": count, "share": share,
+                                                         "saturated": saturated}}}}
+
+
+def test_saturated_device_scores_are_warned(tmp_path: Path, data: tuple, capsys: pytest.CaptureFixture) -> None:
+    labels, scores = data
+    rail = 255 / 512
+    clipped = np.minimum(1 / (1 + np.exp(-scores)), rail)
+    tied = int((clipped == rail).sum())
+    assert tied >= 10
+    artifact = {"quantization": {"quantizer_nodes": {"ActivationPOTQuantizer": 9}, "calibration":
+                                 {"mode": "train-normal"}, "output_rails": {"score": rail, "patch_scores": 1.0}}}
+    ref = make_run(tmp_path, "ref", 1 / (1 + np.exp(-scores)), labels)
+    dev = make_run(tmp_path, "dev", clipped, labels, device="imx500", artifact=artifact,
+                   metrics=saturation(rail, tied, tied / 100, True))
+    clean = make_run(tmp_path, "clean", 1 / (1 + np.exp(-scores)), labels, device="imx500", artifact=artifact,
+                     metrics=saturation(0.97, 1, 0.01, False))
+    assert main(["compare", str(ref), str(dev), "--no-pixel"]) == 0
+    out = capsys.readouterr().out
+    warning = [line for line in out.splitlines() if line.startswith("warning: cat:")]
+    assert len(warning) == 1
+    for text in (f"{tied} device scores ({tied:.0f} %)", "0.498047", "output 'score'", "calibration train-normal",
+                 "calibrated without anomalies (see --calibration)"):
+        assert text in warning[0], text
+    assert main(["compare", str(ref), str(dev), "--no-pixel", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["saturation"] == [
+        {"category": "cat", "value": rail, "count": tied, "share": tied / 100, "int8": True,
+         "calibration": "train-normal", "output": "score", "output_rail": rail}]
+    assert main(["compare", str(ref), str(clean), "--no-pixel"]) == 0
+    assert "warning" not in capsys.readouterr().out

@@ -199,3 +199,23 @@ def test_export_fails_above_tolerance(backbone: Path, tmp_path: Path) -> None:
     with pytest.raises(ExportParityError, match="differs from PyTorch on 'score'"):
         exported_model(model, {"k": "strict"}, (1, 3, 256, 256), 18, {"score": -1.0}, inputs, tmp_path)
     assert not list(tmp_path.rglob("model.onnx"))  # a graph that failed parity is never cached
+
+
+def test_glass_wrn50_is_the_papers_comparison_network() -> None:
+    """WideResNet-50 at 288: layer2 (512 ch) and layer3 (1024 ch) patches, 1536-d, hidden 1024, a 36x36 grid;
+    a 1536-d GLASS checkpoint loads, a 384-d one is named for glass-r18."""
+    model = glass.builder("glass-wrn50")(None)
+    with torch.inference_mode():
+        score, grid = model(torch.zeros(1, 3, 288, 288))
+    assert score.shape == (1,) and grid.shape == (1, 1, 36, 36)
+    g = torch.Generator().manual_seed(0)
+    ckpt = {"discriminator": {"body.block1.0.weight": torch.randn(1024, 1536, generator=g) * 0.01,
+                              "body.block1.0.bias": torch.zeros(1024), "body.block1.1.weight": torch.ones(1024),
+                              "body.block1.1.bias": torch.zeros(1024), "body.block1.1.running_mean": torch.zeros(1024),
+                              "body.block1.1.running_var": torch.ones(1024),
+                              "body.block1.1.num_batches_tracked": torch.tensor(0),
+                              "tail.0.weight": torch.randn(1, 1024, generator=g) * 0.01},
+            "pre_projection": {"layers.0fc.weight": torch.eye(1536), "layers.0fc.bias": torch.zeros(1536)}}
+    glass.load_heads(model, ckpt, "wrn.pth")
+    with pytest.raises(BadInput, match=r"384-d embedding\); use --model glass-r18\. --model glass-wrn50 expects"):
+        glass.load_heads(model, public_checkpoint(1), "r18.pth")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import REPO, run_cli
 from fake_boards import fake_command
 
 from bench.devices.base import Artifact, DeviceProfile
@@ -78,11 +78,20 @@ def test_compile_without_the_converter_says_how_to_install(monkeypatch: pytest.M
 
 
 def pi_env(tmp_path: Path, converter: Path, **faults: str) -> dict[str, str]:
+    """The fake Pi: packager and picamera2 on the paths, and the imx500 profile with a per-image deadline the
+    test sets (the fake sensor runs the INT8 model in ONNX Runtime, seconds per image on a loaded machine)."""
+    import yaml
+
+    profile = yaml.safe_load((REPO / "devices" / "imx500.yaml").read_text())
+    profile["runtime"]["timeout_s"] = 300
+    (tmp_path / "devices").mkdir(exist_ok=True)
+    (tmp_path / "devices" / "imx500.yaml").write_text(yaml.safe_dump(profile))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "imx500-package").write_text(PACKAGER)
     (bin_dir / "imx500-package").chmod(0o755)
     return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "BENCH_IMXCONV_ENV": str(converter.parent.parent),
+            "BENCH_DEVICES_DIR": str(tmp_path / "devices"),
             "PYTHONPATH": os.pathsep.join([str(PICAMERA_FAKES), os.environ.get("PYTHONPATH", "")]), **faults}
 
 

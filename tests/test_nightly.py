@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from test_compare import make_run
+from test_compare import drift_of, make_run, swap_pairs
 
 from bench import nightly
 
@@ -62,3 +62,27 @@ def test_a_device_run_without_reference_is_reported(tmp_path: Path, capsys: pyte
     make_run(tmp_path, "lonely", labels.astype(float), labels, device="imx500")
     assert nightly.main([str(tmp_path)]) == 2
     assert "no complete host reference for tinyglass on mvtec" in capsys.readouterr().err
+
+
+def test_each_device_run_gets_its_card_gate(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    gates = yaml.safe_load((REPO / "models" / "tinyglass.yaml").read_text())["drift_gate"]
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 60 + [1] * 40)
+    scores = rng.normal(0, 1, 100) + 1.5 * labels
+    pairs = 6
+    assert gates["default"] < -drift_of(scores, labels, pairs) < gates["imx500"]
+    make_run(tmp_path / "host", "ref", scores, labels)
+    make_run(tmp_path / "imx500", "sensor", swap_pairs(scores, labels, pairs), labels, device="imx500")
+    assert nightly.main([str(tmp_path), "--no-pixel"]) == 0
+    captured = capsys.readouterr()
+    assert f"within the {gates['imx500']:.2f}-point gate (card tinyglass, imx500)" in captured.out
+    assert "1 device runs compared, 0 over their card gates" in captured.err
+    make_run(tmp_path / "jetson", "gpu", swap_pairs(scores, labels, pairs), labels, device="jetson")
+    assert nightly.main([str(tmp_path), "--no-pixel"]) == 3
+    captured = capsys.readouterr()
+    assert f"EXCEEDS the {gates['default']:.2f}-point gate (card tinyglass, default)" in captured.out
+    assert "gate failed" in captured.err and "jetson vs host" in captured.err and "imx500 vs host" not in captured.err
+    assert nightly.main([str(tmp_path), "--no-pixel", "--max-drift", "0.3"]) == 0  # one gate for all
+    assert capsys.readouterr().out.count("within the 0.30-point gate (--max-drift)") == 2
+    assert nightly.main([str(tmp_path), "--no-pixel", "--max-drift", "0.2"]) == 3
+    assert "2 device runs compared, 2 over the 0.20-point gate (--max-drift)" in capsys.readouterr().err

@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 import re
 import zlib
+from collections.abc import Callable
+from html import unescape as html_unescape
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
+from test_compare import drift_of, swap_pairs
 
 from bench.cli import main
 from bench.metrics.summary import summarize
@@ -22,8 +26,13 @@ CATEGORIES = ("bottle", "cable")
 
 
 def make_run(root: Path, run_id: str, device: str, kind: str, created: str, noise: float = 0.0,
-             emulated: bool = False, latency_ms: float = 20.0, watts: float | None = None) -> Path:
+             emulated: bool = False, latency_ms: float = 20.0, watts: float | None = None,
+             categories: tuple[str, ...] = CATEGORIES, perturb: Callable | None = None,
+             model: dict | None = None, artifact: dict | None = None, pixel: bool = False) -> Path:
+    """A complete run; ``perturb(scores, labels)`` alters a category's scores, ``model`` adds manifest fields,
+    ``artifact`` is every category's artifact details, ``pixel`` adds maps and masks for pixel metrics."""
     rng = np.random.default_rng(zlib.crc32(run_id.encode()))
+    entry = {"onnx_sha256": "o" * 64} | ({"artifact_details": artifact} if artifact is not None else {})
     manifest = {
         "command": "synthetic", "created_at": created,
         "device": {"profile": device, "kind": kind, "emulated": emulated, "precision": "fp32",
@@ -31,8 +40,8 @@ def make_run(root: Path, run_id: str, device: str, kind: str, created: str, nois
                                    "power_mode": "MAXN" if kind == "jetson" else None}},
         "model": {"name": "tinyglass", "params": 3_129_280, "macs": 2_201_000_000, "backbone_weights": "r18.pth",
                   "backbone_sha256": "b" * 64,
-                  "categories": {c: {"checkpoint_sha256": c[0] * 64, "onnx_sha256": "o" * 64} for c in CATEGORIES}},
-        "dataset": {"name": "mvtec", "root": str(root / "nowhere"), "categories": list(CATEGORIES), "image_count": 80,
+                  "categories": {c: {"checkpoint_sha256": c[0] * 64, **entry} for c in categories}, **(model or {})},
+        "dataset": {"name": "mvtec", "root": str(root / "nowhere"), "categories": list(categories), "image_count": 80,
                     "index_sha256": "i" * 64},
         "measurement": {"warmup": 1}, "harness": {"version": "0.1.0", "commit": "abc", "dirty": False},
     }
@@ -40,9 +49,18 @@ def make_run(root: Path, run_id: str, device: str, kind: str, created: str, nois
     writer.manifest["created_at"] = created
     base = np.random.default_rng(7)
     t = NS
-    for category in CATEGORIES:
+    maps: dict[str, dict[str, np.ndarray]] = {}
+    masks: dict[str, dict[str, np.ndarray]] = {}
+    for category in categories:
         labels = np.array([0] * 20 + [1] * 20)
         scores = base.normal(0, 1, 40) + 1.2 * labels + rng.normal(0, noise, 40)
+        scores = perturb(scores, labels) if perturb else scores
+        if pixel:
+            truth = np.zeros((40, 8, 8), dtype=bool)
+            truth[labels == 1, 2:5, 2:5] = True
+            heat = np.random.default_rng(zlib.crc32(category.encode())).random((40, 8, 8)) + 0.6 * truth
+            masks[category] = {f"{category}/{i:03d}.png": truth[i] for i in range(40)}
+            maps[category] = {f"{category}/{i:03d}.png": heat[i] for i in range(40)}
         writer.append("images", [{"image_id": f"{category}/{i:03d}.png", "category": category, "defect_type": "x",
                                   "label": int(labels[i]), "input_sha256": f"{category}{i}", "score": float(scores[i]),
                                   "error": None} for i in range(40)])
@@ -60,7 +78,8 @@ def make_run(root: Path, run_id: str, device: str, kind: str, created: str, nois
                                     for x in ts])
     writer.finish("complete", None)
     record = load_run(root / run_id)
-    metrics = summarize(record.images, record.latency, {}, dict.fromkeys(CATEGORIES), dict.fromkeys(CATEGORIES, 0),
+    metrics = summarize(record.images, record.latency, maps, masks or dict.fromkeys(categories),
+                        dict.fromkeys(categories, 0),
                         gmac=2.201, power=record.power if watts else None, rails=["VDD_IN"] if watts else None)
     (root / run_id / "metrics.json").write_text(json.dumps(metrics))
     return root / run_id
@@ -126,3 +145,121 @@ def test_report_exports_csv_and_markdown(results: Path, tmp_path: Path) -> None:
     assert "| device" in (tmp_path / "index-efficiency.md").read_text()
     trends = pd.read_csv(tmp_path / "index-trends.csv")
     assert trends.set_index("run_id").loc["jetson-2", "flags"].startswith("p50 latency +")
+
+
+REPO = Path(__file__).resolve().parent.parent
+CARD = yaml.safe_load((REPO / "models" / "tinyglass.yaml").read_text())
+RAIL = 255 / 512
+INT8 = {"quantization": {"quantizer_nodes": {"ActivationPOTQuantizer": 9}, "calibration": {"mode": "train-normal"},
+                         "output_rails": {"score": RAIL, "patch_scores": 0.99609375}}}
+
+
+def verdict(html: str, device: str) -> str:
+    verdicts = html[html.index('id="verdicts"'):html.index('<table id="runs"')]
+    found = [item for item in verdicts.split("\n<li")[1:] if item.split(">", 1)[1].startswith(device)]
+    assert len(found) == 1, (device, verdicts)
+    return found[0]
+
+
+def test_each_device_gets_its_card_gate_unless_overridden(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    one_pair = lambda scores, labels: swap_pairs(scores, labels, 1)  # noqa: E731
+    make_run(root, "host-1", "host", "host", "2026-11-20T01:00:00+00:00")
+    make_run(root, "jetson-1", "jetson", "jetson", "2026-11-20T02:00:00+00:00", perturb=one_pair)
+    make_run(root, "imx500-1", "imx500", "imx500", "2026-11-20T03:00:00+00:00", perturb=one_pair)
+    drift = drift_of(np.zeros(40), np.array([0] * 20 + [1] * 20), 1)  # each category, hence the mean
+    gates = CARD["drift_gate"]
+    assert gates["default"] < -drift < gates["imx500"]
+    out = tmp_path / "cards" / "index.html"
+    assert main(["report", str(root), "--out", str(out)]) == 0
+    html = out.read_text()
+    assert f"image AUROC drift {drift:.2f} points" in verdict(html, "jetson")
+    assert f"EXCEEDS the {gates['default']:.2f}-point gate (card tinyglass, default)" in verdict(html, "jetson")
+    assert f"within the {gates['imx500']:.2f}-point gate (card tinyglass, imx500)" in verdict(html, "imx500")
+    rows = pd.read_csv(out.with_name("index-drift.csv")).drop_duplicates("device").set_index("device")
+    assert rows.loc["imx500", "gate_points"] == gates["imx500"] and rows.loc["jetson", "gate_points"] == 0.2
+    assert rows.loc["imx500", "gate_source"] == "card tinyglass, imx500"
+    out = tmp_path / "override" / "index.html"
+    assert main(["report", str(root), "--out", str(out), "--max-drift", "0.3"]) == 0
+    html = out.read_text()
+    for device in ("jetson", "imx500"):
+        assert "within the 0.30-point gate (--max-drift)" in verdict(html, device)
+
+
+def test_published_beside_measured(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    cats = ("carpet", "wood", "fabric")  # fabric is no MVTec AD class: the card lists no figure for it
+    paper = {"quantization": {**INT8["quantization"], "calibration": {"mode": "paper-test"}}}
+    host = make_run(root, "host-1", "host", "host", "2026-11-20T01:00:00+00:00", categories=cats, pixel=True,
+                    model={"mask_convention": "bilinear_cast"})
+    imx = make_run(root, "imx500-emu", "imx500", "imx500", "2026-11-20T02:00:00+00:00", categories=cats,
+                   noise=0.5, emulated=True, artifact=paper, pixel=True, model={"mask_convention": "bilinear_cast"})
+    make_run(root, "jetson-1", "jetson", "jetson", "2026-11-20T03:00:00+00:00", categories=cats, noise=0.01)
+    out = tmp_path / "index.html"
+    assert main(["report", str(root), "--out", str(out)]) == 0
+    html = out.read_text()
+    table = html[html.index('id="published-tinyglass"'):]
+    table = table[:table.index("</table>")]
+    rows = pd.read_csv(tmp_path / "index-published.csv").set_index("category")
+    assert sorted(rows.index) == ["carpet", "wood"] and "fabric" not in table
+    fp32, int8 = CARD["published"]["mvtec"], CARD["published"]["mvtec_int8"]
+    measured_host, measured_dev = load_run(host).metrics["categories"], load_run(imx).metrics["categories"]
+    for category in ("carpet", "wood"):
+        row = rows.loc[category]
+        expected = {
+            "published_fp32_image_auroc_pct": fp32["fp32_image_auroc"][category],
+            "published_fp32_pixel_auroc_pct": fp32["fp32_pixel_auroc"][category],
+            "published_int8_image_auroc_pct": int8["int8_image_auroc"][category],
+            "published_int8_drop_points": int8["fp32_image_auroc"][category] - int8["int8_image_auroc"][category],
+            "host_image_auroc_pct": 100 * measured_host[category]["image_auroc"],
+            "host_pixel_auroc_pct": 100 * measured_host[category]["pixel_auroc"],
+            "device_image_auroc_pct": 100 * measured_dev[category]["image_auroc"],
+            "measured_drop_points": 100 * (measured_host[category]["image_auroc"]
+                                           - measured_dev[category]["image_auroc"]),
+        }
+        assert 0.5 < measured_host[category]["pixel_auroc"] <= 1  # fractions in metrics.json, percent in the table
+        line = table[table.index(f'data-category="{category}"'):]
+        line = line[:line.index("</tr>")]
+        for key, value in expected.items():
+            assert row[key] == pytest.approx(value, abs=1e-9), (category, key)
+            assert f'data-key="{key}">{value:.2f}<' in line, (category, key)
+        assert row["device"] == "imx500" and row["calibration"] == "paper-test"
+        assert row["mask_convention"] == "bilinear_cast" and row["device_run"] == "imx500-emu"
+    assert "jetson" not in table  # INT8 figures are for IMX500 runs alone
+    assert " ".join(CARD["published"]["source"].split()) in html_unescape(html)
+    host_only = tmp_path / "host" / "index.html"
+    assert main(["report", str(host), "--out", str(host_only)]) == 0
+    alone = pd.read_csv(host_only.with_name("index-published.csv")).set_index("category")
+    assert alone.loc["wood", "published_fp32_image_auroc_pct"] == fp32["fp32_image_auroc"]["wood"]
+    assert alone["device_run"].isna().all() and alone["published_int8_image_auroc_pct"].isna().all()
+
+
+def test_saturated_device_scores_are_flagged(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    tops: list[float] = []  # per category, in CATEGORIES order
+
+    def on_rail(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        tops.append(float(np.sort(scores)[-6]))  # the six highest scores become one value: 6 of 40, 15 %
+        return np.minimum(scores, tops[-1])
+
+    make_run(root, "host-1", "host", "host", "2026-11-20T01:00:00+00:00")
+    make_run(root, "imx500-1", "imx500", "imx500", "2026-11-20T02:00:00+00:00", perturb=on_rail, artifact=INT8)
+    make_run(root, "jetson-1", "jetson", "jetson", "2026-11-20T03:00:00+00:00", noise=0.01)
+    out = tmp_path / "index.html"
+    assert main(["report", str(root), "--out", str(out)]) == 0
+    html = out.read_text()
+    warned = verdict(html, "imx500")
+    for category, top in zip(CATEGORIES, tops, strict=True):
+        assert f"Warning: {category}: 6 device scores (15 %) sit exactly on {top:.6g}" in warned
+    assert f"the INT8 rail of output &#39;score&#39; ({RAIL:.6g}), calibration train-normal" in warned
+    assert "calibrated without anomalies (see --calibration)" in warned
+    assert "Warning" not in verdict(html, "jetson")
+    drift = pd.read_csv(tmp_path / "index-drift.csv").fillna("")
+    flagged = drift.set_index(["device", "category"])["score_saturation"]
+    for category, top in zip(CATEGORIES, tops, strict=True):
+        assert flagged.loc[("imx500", category)] == f"6 at {top:.6g} (15 %)"
+        assert flagged.loc[("jetson", category)] == ""
+    section = html[html.index('<section id="imx500-1">'):]
+    section = section[:section.index("</section>")]
+    assert f"INT8 calibration train-normal · output rail {RAIL:.6g} (score)" in section
+    assert "Mask convention</td><td><code>not recorded" in section

@@ -13,6 +13,7 @@ import struct
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from browser import (
     OP_BINARY,
@@ -27,6 +28,7 @@ from browser import (
     locate_chromium,
 )
 from PIL import Image
+from test_report import INT8, make_run
 
 from bench.reports.html import write_report
 
@@ -66,6 +68,26 @@ def test_report_renders_in_headless_chromium(chromium: str, small_demo: dict, tm
     assert shot.startswith(PNG_SIGNATURE) and len(shot) > 10_000, f"{len(shot)} bytes\n{summary}"
     width, height = struct.unpack("!II", shot[16:24])
     assert width == 1280 and height >= 600, summary
+
+
+@pytest.mark.slow
+def test_gates_published_and_saturation_render_in_headless_chromium(chromium: str, tmp_path: Path) -> None:
+    cats = ("carpet", "wood")
+    on_rail = lambda scores, labels: np.minimum(scores, np.sort(scores)[-6])  # noqa: E731
+    root = tmp_path / "results"
+    make_run(root, "host-1", "host", "host", "2026-11-20T01:00:00+00:00", categories=cats, pixel=True)
+    make_run(root, "imx500-1", "imx500", "imx500", "2026-11-20T02:00:00+00:00", categories=cats, perturb=on_rail,
+             artifact=INT8)
+    report = write_report([root], tmp_path / "report" / "index.html")
+    page = load_page(chromium, report, tmp_path / "gates.png")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(page.screenshot, ARTIFACTS / "report-gates-published.png")
+
+    summary = describe(page)
+    assert not page.errors and page.images_loaded, summary
+    assert {"#drift-table", "#published-tinyglass"} <= set(page.table_names), summary
+    html = report.read_text()
+    assert "(card tinyglass, imx500)" in html and "Warning: carpet: 6 device scores" in html
 
 
 @pytest.mark.slow

@@ -1,7 +1,8 @@
 """The report's content: which runs pair with which host reference, and the rows of every table.
 
 Device runs (emulated ones included, marked) pair with the newest complete host reference run
-of the same model, dataset, categories and checkpoints; drift comes from ``bench.comparison``.
+of the same model, dataset, categories and checkpoints; drift comes from ``bench.comparison`` and
+each pair is judged by its own gate (``--max-drift``, else the model card's for the device).
 Efficiency and trend tables use only real device runs: emulated timing is the host's.
 """
 
@@ -10,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.comparison import compare, masks_for
+from bench.comparison import compare, exceeds, masks_for, resolve_gate
 from bench.errors import BadInput
 from bench.records import RunRecord
+from bench.reports.published import published_rows
 
 ACCURACY_DROP_POINTS = 0.5
 TIME_RISE = 0.10
@@ -37,30 +39,39 @@ class Report:
     efficiency: list[dict[str, Any]] = field(default_factory=list)
     emulated: list[dict[str, Any]] = field(default_factory=list)
     trends: list[dict[str, Any]] = field(default_factory=list)
+    published: list[dict[str, Any]] = field(default_factory=list)   # card figures beside measured ones
 
 
-def collect(runs: list[RunRecord], max_drift: float) -> Report:
+def newest_references(runs: list[RunRecord]) -> dict[tuple, RunRecord]:
+    """The newest complete host reference per signature: the one device runs pair with."""
+    newest: dict[tuple, RunRecord] = {}
+    for run in sorted((r for r in runs if is_reference(r)), key=lambda r: r.manifest["created_at"]):
+        newest[_signature(run)] = run
+    return newest
+
+
+def collect(runs: list[RunRecord], max_drift: float | None) -> Report:
+    """``max_drift`` (points) gates every device run; None: each run's model card gate."""
     report = Report(runs)
     complete = [r for r in runs if r.status == "complete" and r.metrics]
-    references = [r for r in complete if is_reference(r)]
+    references = newest_references(complete)
     for run in complete:
         if is_reference(run):
             continue
-        matches = sorted((r for r in references if _signature(r) == _signature(run)),
-                         key=lambda r: r.manifest["created_at"])
-        if not matches:
+        ref = references.get(_signature(run))
+        if ref is None:
             report.unpaired.append({"run": run, "reason": "no complete host reference run of the same model, "
                                                           "dataset, categories and checkpoints"})
             continue
-        ref = matches[-1]
         try:
             result = compare(ref.path, run.path, masks_for(ref))
         except BadInput as exc:
             report.unpaired.append({"run": run, "reason": str(exc)})
             continue
-        delta = result["dataset_drift"]["delta_points"]
-        report.drift.append({"ref": ref, "dev": run, "result": result, "within_gate": abs(delta) <= max_drift,
-                             "max_drift": max_drift})
+        limit = resolve_gate(run.manifest, max_drift)
+        report.drift.append({"ref": ref, "dev": run, "result": result, "gate": limit,
+                             "within_gate": not exceeds(result, limit)})
+    report.published = published_rows(list(references.values()), report.drift)
     for run in complete:
         row = efficiency_row(run)
         (report.emulated if run.manifest["device"].get("emulated") else report.efficiency).append(row)

@@ -9,10 +9,18 @@ import pandas as pd
 from bench.reports.collect import Report
 
 
+def saturation_cell(warning: dict | None) -> str:
+    """A drift-table cell: how many device scores sit on the top value, empty when not saturated."""
+    if not warning:
+        return ""
+    return f"{warning['count']} at {warning['value']:.6g} ({warning['share'] * 100:.0f} %)"
+
+
 def drift_frame(report: Report) -> pd.DataFrame:
     rows = []
     for item in report.drift:
         result = item["result"]
+        saturated = {w["category"]: w for w in result.get("saturation", [])}
         for category, c in result["categories"].items():
             img, pix = c["image"], c.get("pixel")
             rows.append({
@@ -23,15 +31,19 @@ def drift_frame(report: Report) -> pd.DataFrame:
                 "ci_high_points": img["ci_high_points"], "p_value": img["p_value"], "spearman": img["spearman"],
                 "kendall": img["kendall"], "flipped_pairs": img["flipped_pairs"], "verdict_flips": img["verdict_flips"],
                 "pixel_delta_points": pix["delta_points"] if pix else None,
+                "score_saturation": saturation_cell(saturated.get(category)),
+                "gate_points": item["gate"].points, "gate_source": item["gate"].source,
                 "host_run": result["reference"]["run_id"], "device_run": result["device"]["run_id"],
             })
     return pd.DataFrame(rows)
 
 
 def write_tables(report: Report, html_path: Path) -> list[Path]:
-    """``<stem>-drift``, ``-efficiency``, ``-emulated`` and ``-trends`` as .csv and .md beside the HTML."""
+    """``<stem>-drift``, ``-published``, ``-efficiency``, ``-emulated`` and ``-trends`` as .csv and .md
+    beside the HTML."""
     tables: dict[str, pd.DataFrame] = {
         "drift": drift_frame(report),
+        "published": pd.DataFrame(report.published),
         "efficiency": pd.DataFrame(report.efficiency),
         "emulated": pd.DataFrame(report.emulated),
         "trends": pd.DataFrame([{**r, "flags": "; ".join(r["flags"])} for r in report.trends]),

@@ -15,13 +15,13 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from bench import __version__
+from bench.comparison import quantization_info, saturation_text
 from bench.errors import BadInput
 from bench.records import RunRecord, load_run
 from bench.reports import plots
 from bench.reports.collect import Report, collect
 from bench.reports.exports import drift_frame, write_tables
-
-DEFAULT_MAX_DRIFT = 0.2  # points of image AUROC: the published EdgeZSAD bound
+from bench.reports.published import mask_convention
 
 ACCURACY_COLUMNS = [("image_auroc", "Image AUROC", 100), ("image_ap", "Image AP", 100),
                     ("image_f1_max", "Image F1-max", 100), ("pixel_auroc", "Pixel AUROC", 100),
@@ -61,23 +61,50 @@ def find_runs(paths: list[Path]) -> list[Path]:
     return runs
 
 
+def int8_provenance(manifest: dict[str, Any]) -> dict[str, str]:
+    """Per category with an INT8 artifact: its calibration mode and score-output rail, as one line."""
+    out = {}
+    for category in manifest.get("model", {}).get("categories", {}):
+        info = quantization_info(manifest, category)
+        if info:
+            line = f"calibration {info['calibration'] or 'not recorded'}"
+            if info["output_rail"] is not None:
+                line += f" · output rail {info['output_rail']:.6g} ({info['output']})"
+            out[category] = line
+    return out
+
+
 def _run_view(record: RunRecord) -> dict[str, Any]:
     metrics = record.metrics or {"categories": {}, "mean": {}}
     return {"id": record.run_id, "status": record.status, "manifest": record.manifest, "metrics": metrics,
-            "categories": sorted(metrics["categories"]), "power_png": plots.power_trace(record)}
+            "categories": sorted(metrics["categories"]), "power_png": plots.power_trace(record),
+            "mask_convention": mask_convention(record.manifest) or "not recorded",
+            "int8": int8_provenance(record.manifest)}
 
 
-def render(report: Report, max_drift: float) -> str:
+def _published_groups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The published-vs-measured rows per model, with the card's source stated once per table."""
+    groups: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        group = groups.setdefault(row["model"], {"model": row["model"], "rows": [], "sources": []})
+        group["rows"].append(row)
+        if row["published_source"] not in group["sources"]:
+            group["sources"].append(row["published_source"])
+    return list(groups.values())
+
+
+def render(report: Report, max_drift: float | None) -> str:
     env = Environment(loader=PackageLoader("bench.reports", "templates"), undefined=StrictUndefined,
                       autoescape=select_autoescape(["html", "j2"]))
     env.filters["fmt"] = fmt
     runs = report.runs
     manifests = [r.manifest for r in runs]
-    drift_views = [{**item, "png": plots.roc_and_scatter(item["ref"], item["dev"])} for item in report.drift]
+    drift_views = [{**item, "png": plots.roc_and_scatter(item["ref"], item["dev"]),
+                    "warnings": [saturation_text(w) for w in item["result"]["saturation"]]} for item in report.drift]
     return env.get_template("report.html.j2").render(
         runs=[_run_view(r) for r in runs], drift=drift_views, unpaired=report.unpaired,
         drift_rows=drift_frame(report).to_dict("records"), efficiency=report.efficiency, emulated=report.emulated,
-        trends=report.trends, max_drift=max_drift,
+        trends=report.trends, max_drift=max_drift, published=_published_groups(report.published),
         accuracy_columns=ACCURACY_COLUMNS, latency_columns=LATENCY_COLUMNS, efficiency_columns=EFFICIENCY_COLUMNS,
         latency_png=plots.latency_cdf([r for r in runs if not r.manifest["device"].get("emulated")]),
         pareto_png=plots.pareto(report.efficiency), trend_png=plots.trend_plot(report.trends),
@@ -89,7 +116,8 @@ def render(report: Report, max_drift: float) -> str:
     )
 
 
-def write_report(paths: list[Path], out: Path, max_drift: float = DEFAULT_MAX_DRIFT) -> Path:
+def write_report(paths: list[Path], out: Path, max_drift: float | None = None) -> Path:
+    """The report; ``max_drift`` gates every device run, None: each run's model card gate."""
     records = [load_run(p) for p in find_runs(paths)]
     report = collect(records, max_drift)
     try:
