@@ -60,9 +60,10 @@ def test_wrong_checkpoint_is_named(model: edgezsad.EdgeZSAD) -> None:
     ckpt = readout_checkpoint(1)
     ckpt["edgeglr"]["globl.0.weight"] = torch.zeros(256, 1000)
     with pytest.raises(BadInput, match=r"x\.pth: 'edgeglr\.globl\.0\.weight' has shape \[256, 1000\], "
-                                       r"the model expects \[256, 1152\]"):
+                                       r"EdgeZSAD expects \[256, 1152\]"):
         edgezsad.load_readout(model, ckpt, "x.pth")
-    with pytest.raises(BadInput, match="not an EdgeZSAD checkpoint"):
+    with pytest.raises(BadInput, match=r"x\.pth: a 'discriminator' entry of an unknown layout\. --model edgezsad "
+                                       r"expects \{'edgeglr': state_dict\}"):
         edgezsad.load_readout(model, {"discriminator": {}}, "x.pth")
 
 

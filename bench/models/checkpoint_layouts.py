@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from torch import nn
+
 from bench.errors import BadInput
 
 EXPECTED = {
@@ -64,3 +66,28 @@ def refuse_foreign(checkpoint: dict[str, Any], source: str, card: str) -> None:
     else:
         hint = ""
     raise BadInput(f"{source}: {found}{hint}. --model {card} expects {EXPECTED[card]}")
+
+
+def load_strict(module: nn.Module, state: dict, part: str, source: str, network: str) -> None:
+    """Load ``state`` into ``module``: every key, every shape, nothing extra, ``module.`` prefixes stripped.
+
+    2-D ``Linear``-shaped weights load into 1x1 convolutions (how GLASS stores its heads, and what the
+    official TinyGLASS quantization loader also accepts). The first mismatch is named with both shapes.
+    """
+    given = strip_module_prefix(state)
+    expected = module.state_dict()
+    loaded = {}
+    for key, target in expected.items():
+        if key not in given:
+            raise BadInput(f"{source}: checkpoint lacks '{part}.{key}' (expected shape {list(target.shape)})")
+        value = given[key]
+        if value.ndim == 2 and target.ndim == 4:
+            value = value[:, :, None, None]
+        if tuple(value.shape) != tuple(target.shape):
+            raise BadInput(f"{source}: '{part}.{key}' has shape {list(given[key].shape)}, {network} expects "
+                           f"{list(target.shape)}")
+        loaded[key] = value
+    unexpected = sorted(set(given) - set(expected))
+    if unexpected:
+        raise BadInput(f"{source}: unexpected key '{part}.{unexpected[0]}' in the checkpoint")
+    module.load_state_dict(loaded, strict=True)

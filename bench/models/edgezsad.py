@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.errors import BadInput
-from bench.models.checkpoint_layouts import refuse_foreign
+from bench.models.checkpoint_layouts import load_strict, refuse_foreign
 
 BACKBONE = "tiny_vit_21m_512"
 STAGE_DIMS = (96, 192, 384, 576)
@@ -111,15 +111,4 @@ def save_random_tinyvit(path: Path, seed: int) -> Path:
 def load_readout(model: EdgeZSAD, checkpoint: dict, source: str) -> None:
     """Load ``{"edgeglr": state_dict}``; a mismatch names the first bad key and both shapes."""
     refuse_foreign(checkpoint, source, "edgezsad")
-    given = {k.removeprefix("module."): v for k, v in checkpoint["edgeglr"].items()}
-    expected = model.readout.state_dict()
-    for key, target in expected.items():
-        if key not in given:
-            raise BadInput(f"{source}: checkpoint lacks 'edgeglr.{key}' (expected shape {list(target.shape)})")
-        if tuple(given[key].shape) != tuple(target.shape):
-            raise BadInput(f"{source}: 'edgeglr.{key}' has shape {list(given[key].shape)}, the model expects "
-                           f"{list(target.shape)}")
-    unexpected = sorted(set(given) - set(expected))
-    if unexpected:
-        raise BadInput(f"{source}: unexpected key 'edgeglr.{unexpected[0]}' in the checkpoint")
-    model.readout.load_state_dict(given)
+    load_strict(model.readout, checkpoint["edgeglr"], "edgeglr", source, "EdgeZSAD")

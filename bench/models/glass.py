@@ -23,7 +23,7 @@ from torch import nn
 
 from bench.errors import BadInput
 from bench.models.backbones import ResNetTrunk, resnet_trunk
-from bench.models.checkpoint_layouts import refuse_foreign, strip_module_prefix
+from bench.models.checkpoint_layouts import load_strict, refuse_foreign
 from bench.models.patches import PatchExtractor, group_mean
 
 
@@ -118,24 +118,7 @@ def load_heads(model: GLASS, checkpoint: dict, source: str) -> None:
     for part in ("discriminator", "pre_projection"):
         if part not in checkpoint:
             raise BadInput(f"{source}: not a GLASS checkpoint (no '{part}' entry)")
-        module: nn.Module = getattr(model, part)
-        expected = module.state_dict()
-        given = strip_module_prefix(checkpoint[part])
-        for key, target in expected.items():
-            if key not in given:
-                raise BadInput(f"{source}: checkpoint lacks '{part}.{key}' (expected shape {list(target.shape)})")
-            value = given[key]
-            stored = list(value.shape)
-            if value.ndim == 2 and target.ndim == 4:
-                value = value[:, :, None, None]
-            if tuple(value.shape) != tuple(target.shape):
-                raise BadInput(f"{source}: '{part}.{key}' has shape {stored}, {model.variant.card} expects "
-                               f"{list(target.shape)}")
-            expected[key] = value
-        unexpected = sorted(set(given) - set(expected))
-        if unexpected:
-            raise BadInput(f"{source}: unexpected key '{part}.{unexpected[0]}' in the checkpoint")
-        module.load_state_dict(expected)
+        load_strict(getattr(model, part), checkpoint[part], part, source, model.variant.card)
 
 
 def _squeeze_1x1(state: dict) -> OrderedDict:

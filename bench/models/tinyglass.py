@@ -23,7 +23,7 @@ from torch import nn
 
 from bench.errors import BadInput
 from bench.models.backbones import ResNetTrunk, resnet_trunk
-from bench.models.checkpoint_layouts import refuse_foreign, strip_module_prefix
+from bench.models.checkpoint_layouts import load_strict, refuse_foreign
 from bench.models.patches import PatchExtractor, group_mean
 
 REDUCED = 64  # channels per layer after the group means
@@ -86,33 +86,12 @@ def build(backbone_weights: Path | None) -> TinyGLASS:
 
 
 def load_heads(model: TinyGLASS, checkpoint: dict, source: str) -> None:
-    """Load an official checkpoint strictly: every key, every shape, nothing extra.
-
-    ``module.`` prefixes (DataParallel) are stripped; 2-D ``Linear``-shaped 1x1 weights are accepted as the
-    official quantization script's loader accepts them. A file of another layout is named, with the card
-    that loads it.
-    """
+    """Load an official checkpoint strictly (``load_strict``); a file of another layout is named, with the
+    card that loads it."""
     refuse_foreign(checkpoint, source, "tinyglass")
     extra = sorted(set(map(str, checkpoint)) - {"discriminator", "meta"})
     if extra:
         raise BadInput(f"{source}: unexpected entry '{extra[0]}' beside 'discriminator' (TinyGLASS has no "
-                            f"projection: the official code saves the discriminator alone)")
-    given = strip_module_prefix(checkpoint["discriminator"])
-    expected = model.discriminator.state_dict()
-    state = {}
-    for key, target in expected.items():
-        if key not in given:
-            raise BadInput(f"{source}: checkpoint lacks 'discriminator.{key}' (expected shape "
-                                f"{list(target.shape)})")
-        value = given[key]
-        if value.ndim == 2 and target.ndim == 4:
-            value = value[:, :, None, None]
-        if tuple(value.shape) != tuple(target.shape):
-            raise BadInput(f"{source}: 'discriminator.{key}' has shape {list(given[key].shape)}, TinyGLASS "
-                                f"expects {list(target.shape)}")
-        state[key] = value
-    unexpected = sorted(set(given) - set(expected))
-    if unexpected:
-        raise BadInput(f"{source}: unexpected key 'discriminator.{unexpected[0]}' in the checkpoint")
-    model.discriminator.load_state_dict(state, strict=True)
+                       f"projection: the official code saves the discriminator alone)")
+    load_strict(model.discriminator, checkpoint["discriminator"], "discriminator", source, "TinyGLASS")
 
