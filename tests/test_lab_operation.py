@@ -152,7 +152,8 @@ def test_runs_killed_at_random_points_resume_to_the_uninterrupted_record(small_d
                                     stderr=subprocess.PIPE)
             continue
         run_dir = found[0].parent
-        assert load_run(run_dir).status != "complete" or proc.returncode == 0
+        if load_run(run_dir).status == "complete":
+            break  # the signal came after the record was finished (status is written last): nothing to resume
         proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--out", str(out), "--resume", run_dir.name],
                                 cwd=tmp_path, env={**os.environ, **env(small_demo)}, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
