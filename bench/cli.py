@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bench import __version__
 from bench.data.calibration import CALIBRATIONS
+from bench.data.preprocess import MASK_CONVENTIONS
 from bench.errors import BadInput, BenchError
 from bench.paths import cache_dir, results_dir
 
@@ -227,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "the preprocessing recipe and the image bytes")
     run.add_argument("--emulate", action="store_true", help="run the device's numerics (FP16, MCT INT8) on the "
                      "host: accuracy and predicted drift only, marked emulated, never device timing")
-    run.add_argument("--mask-convention", choices=["nearest_nonzero", "bilinear_cast"],
+    run.add_argument("--mask-convention", choices=MASK_CONVENTIONS,
                      help="how masks become pixel ground truth (default: the model card's; bilinear_cast is the "
                      "official GLASS/TinyGLASS one, nearest_nonzero counts every non-zero pixel)")
     run.add_argument("--calibration", choices=CALIBRATIONS, help=CALIBRATION_HELP)

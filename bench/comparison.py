@@ -21,7 +21,6 @@ from bench.metrics.drift import drift_summary
 from bench.paths import results_dir
 from bench.records import RunRecord, load_run
 
-FALLBACK_GATE_POINTS = 0.2  # EdgeZSAD's published host-vs-device bound, for runs of an unknown card
 SATURATION_INT8 = ("the scores sit on one value, so those images cannot be ranked; likely cause: the INT8 output "
                    "range was calibrated without anomalies (see --calibration)")
 SATURATION_OTHER = ("the scores sit on one value, so those images cannot be ranked; the score output saturates "
@@ -163,7 +162,7 @@ class Gate:
 
 def card_gate(manifest: dict[str, Any]) -> Gate:
     """The model card's gate for the run's device; the fallback when the card cannot be loaded."""
-    from bench.models.cards import load_card
+    from bench.models.cards import FALLBACK_GATE_POINTS, load_card
 
     try:
         card = load_card(manifest["model"]["name"])
@@ -198,8 +197,9 @@ def gate_line(result: dict[str, Any], limit: Gate) -> str:
 def quantization_info(manifest: dict[str, Any], category: str) -> dict[str, Any]:
     """The INT8 calibration mode and score-output rail of a category's artifact; empty for other artifacts.
 
-    The IMX500 adapter nests MCT's report under ``quantization``; its emulation stores the report itself.
-    An artifact older than the calibration record falls back to the run request's ``calibration``.
+    The IMX500 adapter and its emulation nest MCT's report under ``quantization``; emulated artifacts recorded
+    before that stored the report itself, and one older than the calibration record falls back to the run
+    request's ``calibration``.
     """
     entry = manifest.get("model", {}).get("categories", {}).get(category, {})
     details = entry.get("artifact_details") or {}

@@ -13,6 +13,7 @@ from bench.paths import models_dir
 from bench.yamlfiles import load_named, names_in
 
 REQUIRED = ("name", "family", "input", "checkpoints", "export")
+FALLBACK_GATE_POINTS = 0.2  # image-AUROC points: EdgeZSAD's published host-vs-device bound
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class ModelCard:
         for key in (profile, kind, "default"):
             if key in gates:
                 return float(gates[key]), f"card {self.name}, {key}"
-        return 0.2, f"default (card {self.name} sets no drift_gate)"
+        return FALLBACK_GATE_POINTS, f"default (card {self.name} sets no drift_gate)"
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.data, sort_keys=True).encode()).hexdigest()
