@@ -1,7 +1,7 @@
 """Running a compiled model on an AI Hub device: inference jobs per chunk, a profile job for timing.
 
 The host cannot time a cloud device (it would time the upload and the queue), so the session is
-``host_timed = False``: latency comes from an AI Hub profile job (``device_timing``), every
+``timing_source = "device_profiler"``: latency comes from an AI Hub profile job (``device_timing``), every
 iteration's time where AI Hub gives them, else its single estimate. AI Hub reports no power.
 """
 
@@ -28,7 +28,7 @@ from bench.devices.base import DeviceTiming, InferenceResult, Session
 
 
 class AIHubSession(Session):
-    host_timed = False
+    timing_source = "device_profiler"
 
     def __init__(self, hub: Any, model: Any, model_id: str, device: Any, input_name: str,
                  output_shapes: dict[str, tuple[int, ...]], settings: HubSettings, cache: Path) -> None:

@@ -81,15 +81,30 @@ class DeviceTiming:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+TIMING_SOURCES: dict[str, str] = {
+    "host_clock": "the host's monotonic clock around each call",
+    "device_clock": "the device's own clock, per call (device_ms)",
+    "device_profiler": "the device's profiler (no per-call timestamps)",
+}
+
+
 class Session(ABC):
     """An opened artifact, ready for single-stream inference.
 
     ``chunk`` > 1 says the session prefers inputs in groups (``infer_many``), e.g. one cloud job or
-    one adb round trip per group; ``host_timed`` False says timing comes from ``device_timing``.
+    one adb round trip per group. ``timing_source`` (a key of TIMING_SOURCES) says which clock is
+    authoritative for its latency: the host's around each call; the device's own per call, where the
+    host clock would include a link's round trips or frame pacing; or the device's profiler
+    (``device_timing``), where the host cannot time single inferences at all.
     """
 
     chunk: int = 1
-    host_timed: bool = True
+    timing_source: str = "host_clock"
+
+    @property
+    def host_timed(self) -> bool:
+        """False when timing comes from ``device_timing`` rather than calls the host times."""
+        return self.timing_source != "device_profiler"
 
     @abstractmethod
     def infer(self, batch: np.ndarray) -> InferenceResult:

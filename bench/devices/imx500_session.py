@@ -65,6 +65,9 @@ def fit_output(value: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarr
 
 
 class InjectionSession(Session):
+    # the sensor's KPI (DNN + DSP runtime); the host clock adds frame pacing and injection
+    timing_source = "device_clock"
+
     def __init__(self, rpk: Path, normalization: Normalization, output_names: list[str], settings: InjectionSettings,
                  output_shapes: dict[str, tuple[int, ...]] | None = None) -> None:
         import OpenEXR

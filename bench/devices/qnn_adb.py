@@ -86,6 +86,9 @@ def connect(serial: str | None) -> Any:
 
 
 class QnnBoardSession(Session):
+    # qnn-net-run's profile gives the execute time on the board; the host clock adds adb round trips
+    timing_source = "device_clock"
+
     def __init__(self, dlc: Path, input_name: str, input_shape: tuple[int, ...],
                  output_shapes: dict[str, tuple[int, ...]], settings: BoardSettings) -> None:
         import adbutils
