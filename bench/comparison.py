@@ -1,7 +1,6 @@
-"""``bench compare``: drift of a device run against the host reference run of the same inputs.
+"""``bench compare``: drift of a device run against its reference run of the same inputs.
 
-Pairing (DESIGN.md): same model, same checkpoint sha256 per category, same dataset and
-categories, then image by image on ``image_id`` and ``input_sha256``. Different inputs make
+Which runs pair, and image by image how, is ``bench.pairing``'s one rule; different inputs make
 drift meaningless, so pairing refuses and names the first image that differs.
 """
 
@@ -12,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 
 from bench.data.preprocess import Recipe
 from bench.errors import BadInput, GateFailed
 from bench.metrics.drift import drift_summary
+from bench.pairing import pair_images
 from bench.paths import results_dir
 from bench.records import RunRecord, load_run
 
@@ -38,47 +37,6 @@ def resolve_run(name: str) -> Path:
     raise BadInput(f"{name}: not a run folder or a run id in {results_dir()}")
 
 
-@dataclass
-class PairedCategory:
-    category: str
-    frame: pd.DataFrame  # image_id, label, score_ref, score_dev
-    excluded: int
-
-
-def _same(what: str, ref: Any, dev: Any) -> None:
-    if ref != dev:
-        raise BadInput(f"runs differ in {what}: reference {ref!r}, device {dev!r}; drift needs the same {what}")
-
-
-def pair(ref: RunRecord, dev: RunRecord) -> list[PairedCategory]:
-    rm, dm = ref.manifest, dev.manifest
-    _same("model", rm["model"]["name"], dm["model"]["name"])
-    _same("dataset", rm["dataset"]["name"], dm["dataset"]["name"])
-    _same("categories", sorted(rm["dataset"]["categories"]), sorted(dm["dataset"]["categories"]))
-    for category in rm["dataset"]["categories"]:
-        _same(f"checkpoint sha256 of '{category}'", rm["model"]["categories"][category]["checkpoint_sha256"],
-              dm["model"]["categories"][category]["checkpoint_sha256"])
-    paired = []
-    for category in rm["dataset"]["categories"]:
-        a = ref.images[ref.images["category"] == category].set_index("image_id")
-        b = dev.images[dev.images["category"] == category].set_index("image_id")
-        only = sorted(set(a.index) ^ set(b.index))
-        if only:
-            side = "reference" if only[0] in a.index else "device"
-            raise BadInput(f"image {only[0]} is only in the {side} run; drift needs the same images")
-        b = b.loc[a.index]
-        differs = a.index[(a["input_sha256"] != b["input_sha256"]) & a["input_sha256"].notna()
-                          & b["input_sha256"].notna()]
-        if len(differs):
-            raise BadInput(f"image {differs[0]}: input_sha256 differs between the runs (the device was fed "
-                           f"other bytes); drift refused")
-        ok = a["error"].isna() & b["error"].isna() & a["score"].notna() & b["score"].notna()
-        frame = pd.DataFrame({"image_id": a.index[ok], "label": a["label"][ok].to_numpy(),
-                              "score_ref": a["score"][ok].to_numpy(), "score_dev": b["score"][ok].to_numpy()})
-        paired.append(PairedCategory(category, frame, int((~ok).sum())))
-    return paired
-
-
 def _maps(run: RunRecord, category: str, ids: list[str]) -> np.ndarray | None:
     maps = run.maps(category)
     if not ids or any(i not in maps for i in ids):
@@ -89,7 +47,7 @@ def _maps(run: RunRecord, category: str, ids: list[str]) -> np.ndarray | None:
 def compare(ref_path: Path, dev_path: Path, masks: dict[str, dict[str, np.ndarray]] | None = None) -> dict[str, Any]:
     ref, dev = load_run(ref_path), load_run(dev_path)
     categories: dict[str, Any] = {}
-    for item in pair(ref, dev):
+    for item in pair_images(ref, dev):
         ids = item.frame["image_id"].tolist()
         labels = item.frame["label"].to_numpy()
         maps_ref, maps_dev = _maps(ref, item.category, ids), _maps(dev, item.category, ids)

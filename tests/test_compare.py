@@ -8,45 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from support.run_records import drift_of, make_run, swap_pairs
 
 from bench.cli import main
-from bench.comparison import compare, pair
+from bench.comparison import compare
 from bench.errors import BadInput
-from bench.records import RunWriter, load_run
+from bench.pairing import pair_images
+from bench.records import load_run
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def make_run(root: Path, run_id: str, scores: np.ndarray, labels: np.ndarray, device: str = "host",
-             sha: str = "c" * 64, inputs: list[str] | None = None, maps: np.ndarray | None = None,
-             metrics: dict | None = None, artifact: dict | None = None) -> Path:
-    ids = [f"cat/test/{i:03d}.png" for i in range(len(scores))]
-    entry = {"checkpoint_sha256": sha} | ({"artifact_details": artifact} if artifact is not None else {})
-    manifest = {
-        "command": "test", "device": {"profile": device, "kind": device, "emulated": False},
-        "model": {"name": "tinyglass", "categories": {"cat": entry}},
-        "dataset": {"name": "mvtec", "root": str(root), "categories": ["cat"]},
-    }
-    writer = RunWriter.create(root, manifest, run_id)
-    for i, image_id in enumerate(ids):
-        if maps is not None:
-            writer.save_map("cat", image_id, maps[i])
-        writer.append("images", [{"image_id": image_id, "category": "cat", "defect_type": "x", "label": int(labels[i]),
-                                  "input_sha256": (inputs or ids)[i], "score": float(scores[i]), "error": None}])
-    writer.finish("complete", metrics if metrics is not None else {})
-    return root / run_id
-
-
-def swap_pairs(scores: np.ndarray, labels: np.ndarray, pairs: int) -> np.ndarray:
-    """Moves the lowest-scored defective image below ``pairs`` more good images, one at a time: each move adds
-    exactly one discordant pair, so image AUROC falls by ``pairs / (goods x defectives)``."""
-    out = scores.astype(np.float64).copy()
-    for _ in range(pairs):
-        worst = np.flatnonzero(labels == 1)[np.argmin(out[labels == 1])]
-        below = np.sort(out[labels == 0][out[labels == 0] < out[worst]])
-        assert below.size, "no good image below the lowest defective one"
-        out[worst] = (below[-1] + below[-2]) / 2 if below.size > 1 else below[-1] - 1.0
-    return out
 
 
 @pytest.fixture
@@ -96,7 +66,7 @@ def test_different_inputs_are_refused_naming_the_image(tmp_path: Path, data: tup
     ref = make_run(tmp_path, "ref", scores, labels, inputs=ids)
     dev = make_run(tmp_path, "dev", scores, labels, inputs=other)
     with pytest.raises(BadInput, match=r"image cat/test/007\.png: input_sha256 differs"):
-        pair(load_run(ref), load_run(dev))
+        pair_images(load_run(ref), load_run(dev))
 
 
 def test_different_checkpoint_is_refused(tmp_path: Path, data: tuple) -> None:
@@ -132,11 +102,6 @@ def test_pixel_level_drift_with_maps_and_masks(tmp_path: Path, data: tuple) -> N
 def test_compare_unknown_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["compare", str(tmp_path / "nope"), str(tmp_path / "nada")]) == 2
     assert "not a run folder" in capsys.readouterr().err
-
-
-def drift_of(scores: np.ndarray, labels: np.ndarray, pairs: int) -> float:
-    """The expected AUROC change in points, counted independently of the code under test."""
-    return -100 * pairs / ((labels == 0).sum() * (labels == 1).sum())
 
 
 def test_gate_from_the_card_only_when_asked(tmp_path: Path, data: tuple, capsys: pytest.CaptureFixture) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from test_compare import drift_of, swap_pairs
+from support.run_records import drift_of, swap_pairs
 
 from bench.cli import main
 from bench.metrics.summary import summarize
@@ -28,14 +28,17 @@ CATEGORIES = ("bottle", "cable")
 def make_run(root: Path, run_id: str, device: str, kind: str, created: str, noise: float = 0.0,
              emulated: bool = False, latency_ms: float = 20.0, watts: float | None = None,
              categories: tuple[str, ...] = CATEGORIES, perturb: Callable | None = None,
-             model: dict | None = None, artifact: dict | None = None, pixel: bool = False) -> Path:
+             model: dict | None = None, artifact: dict | None = None, pixel: bool = False,
+             role: str | None = None) -> Path:
     """A complete run; ``perturb(scores, labels)`` alters a category's scores, ``model`` adds manifest fields,
-    ``artifact`` is every category's artifact details, ``pixel`` adds maps and masks for pixel metrics."""
+    ``artifact`` is every category's artifact details, ``pixel`` adds maps and masks for pixel metrics; ``role``
+    defaults to the shipped profiles' (reference for ``host``, else device)."""
     rng = np.random.default_rng(zlib.crc32(run_id.encode()))
     entry = {"onnx_sha256": "o" * 64} | ({"artifact_details": artifact} if artifact is not None else {})
     manifest = {
         "command": "synthetic", "created_at": created,
         "device": {"profile": device, "kind": kind, "emulated": emulated, "precision": "fp32",
+                   "role": role or ("reference" if device == "host" else "device"),
                    "environment": {"os": "linux", "runtime": {"onnxruntime": "1.31"}, "settings": {},
                                    "power_mode": "MAXN" if kind == "jetson" else None}},
         "model": {"name": "tinyglass", "params": 3_129_280, "macs": 2_201_000_000, "backbone_weights": "r18.pth",
@@ -46,7 +49,6 @@ def make_run(root: Path, run_id: str, device: str, kind: str, created: str, nois
         "measurement": {"warmup": 1}, "harness": {"version": "0.1.0", "commit": "abc", "dirty": False},
     }
     writer = RunWriter.create(root, manifest, run_id)
-    writer.manifest["created_at"] = created
     base = np.random.default_rng(7)
     t = NS
     maps: dict[str, dict[str, np.ndarray]] = {}

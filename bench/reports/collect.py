@@ -1,7 +1,7 @@
-"""The report's content: which runs pair with which host reference, and the rows of every table.
+"""The report's content: which runs pair with which reference, and the rows of every table.
 
-Device runs (emulated ones included, marked) pair with the newest complete host reference run
-of the same model, dataset, categories and checkpoints; drift comes from ``bench.comparison`` and
+Device runs (emulated ones included, marked) pair with their reference run by ``bench.pairing``'s
+rule (a profile with ``role: reference``, or a run the user pins); drift comes from ``bench.comparison`` and
 each pair is judged by its own gate (``--max-drift``, else the model card's for the device).
 Efficiency and trend tables use only real device runs: emulated timing is the host's.
 """
@@ -13,22 +13,13 @@ from typing import Any
 
 from bench.comparison import compare, exceeds, masks_for, resolve_gate
 from bench.errors import BadInput
+from bench.pairing import pair_runs
 from bench.records import RunRecord
 from bench.reports.published import published_rows
 
 ACCURACY_DROP_POINTS = 0.5
 TIME_RISE = 0.10
 ENERGY_RISE = 0.10
-
-
-def is_reference(run: RunRecord) -> bool:
-    return run.manifest["device"].get("kind") == "host" and not run.manifest["device"].get("emulated")
-
-
-def _signature(run: RunRecord) -> tuple:
-    m = run.manifest
-    checkpoints = tuple(sorted((c, v.get("checkpoint_sha256")) for c, v in m["model"].get("categories", {}).items()))
-    return m["model"]["name"], m["dataset"]["name"], tuple(sorted(m["dataset"]["categories"])), checkpoints
 
 
 @dataclass
@@ -42,27 +33,16 @@ class Report:
     published: list[dict[str, Any]] = field(default_factory=list)   # card figures beside measured ones
 
 
-def newest_references(runs: list[RunRecord]) -> dict[tuple, RunRecord]:
-    """The newest complete host reference per signature: the one device runs pair with."""
-    newest: dict[tuple, RunRecord] = {}
-    for run in sorted((r for r in runs if is_reference(r)), key=lambda r: r.manifest["created_at"]):
-        newest[_signature(run)] = run
-    return newest
-
-
-def collect(runs: list[RunRecord], max_drift: float | None) -> Report:
-    """``max_drift`` (points) gates every device run; None: each run's model card gate."""
+def collect(runs: list[RunRecord], max_drift: float | None, pinned: list[RunRecord] | None = None) -> Report:
+    """``max_drift`` (points) gates every device run; None: each run's model card gate. ``pinned``: reference
+    runs the user named, which take precedence over the newest run of a reference profile (``bench.pairing``)."""
     report = Report(runs)
     complete = [r for r in runs if r.status == "complete" and r.metrics]
-    references = newest_references(complete)
-    for run in complete:
-        if is_reference(run):
-            continue
-        ref = references.get(_signature(run))
-        if ref is None:
-            report.unpaired.append({"run": run, "reason": "no complete host reference run of the same model, "
-                                                          "dataset, categories and checkpoints"})
-            continue
+    pinned = pinned or []
+    pairing = pair_runs(complete, pinned)
+    for run, reason in pairing.unpaired:
+        report.unpaired.append({"run": run, "reason": reason})
+    for ref, run in pairing.pairs:
         try:
             result = compare(ref.path, run.path, masks_for(ref))
         except BadInput as exc:
@@ -71,8 +51,9 @@ def collect(runs: list[RunRecord], max_drift: float | None) -> Report:
         limit = resolve_gate(run.manifest, max_drift)
         report.drift.append({"ref": ref, "dev": run, "result": result, "gate": limit,
                              "within_gate": not exceeds(result, limit)})
-    report.published = published_rows(list(references.values()), report.drift)
-    for run in complete:
+    report.published = published_rows(pairing.references, report.drift)
+    listed = {id(r) for r in complete}
+    for run in complete + [r for r in pinned if id(r) not in listed]:
         row = efficiency_row(run)
         (report.emulated if run.manifest["device"].get("emulated") else report.efficiency).append(row)
     report.trends = trends([r for r in complete if not r.manifest["device"].get("emulated")])

@@ -12,8 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bench.comparison import pair
 from bench.metrics.latency import timed_rows
+from bench.pairing import pair_images
 from bench.records import RunRecord
 
 MAX_ROC_CATEGORIES = 6
@@ -37,7 +37,7 @@ def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def roc_and_scatter(ref: RunRecord, dev: RunRecord) -> str:
-    paired = pair(ref, dev)[:MAX_ROC_CATEGORIES]
+    paired = pair_images(ref, dev)[:MAX_ROC_CATEGORIES]
     fig, (roc, scatter) = plt.subplots(1, 2, figsize=(10, 4))
     for i, item in enumerate(paired):
         color = f"C{i}"

@@ -1,0 +1,1 @@
+"""Builders and fakes shared by tests; no test module imports another."""
