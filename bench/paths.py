@@ -6,16 +6,19 @@ import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The repository's devices/ and models/, linked into the package so that a wheel (a non-editable install,
+# a lab board) ships them as package data; in a checkout the links lead to the folders users edit.
+SHIPPED = Path(__file__).parent / "shipped"
 
 
 def devices_dir() -> Path:
     """Device profiles (one YAML per lab device); ``BENCH_DEVICES_DIR`` overrides."""
-    return Path(os.environ.get("BENCH_DEVICES_DIR", PROJECT_ROOT / "devices"))
+    return Path(os.environ.get("BENCH_DEVICES_DIR", (SHIPPED / "devices").resolve()))
 
 
 def models_dir() -> Path:
     """Model cards (one YAML per model); ``BENCH_MODELS_DIR`` overrides."""
-    return Path(os.environ.get("BENCH_MODELS_DIR", PROJECT_ROOT / "models"))
+    return Path(os.environ.get("BENCH_MODELS_DIR", (SHIPPED / "models").resolve()))
 
 
 def cache_dir() -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -37,3 +38,27 @@ def test_ruff_clean() -> None:
     ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
     done = subprocess.run([ruff, "check", "bench", "tests", "benchmarks"], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_a_wheel_ships_the_profiles_and_cards(tmp_path: Path) -> None:
+    """A non-editable install (a lab board's) has every device profile and model card beside the code."""
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                            str(REPO), "-w", str(tmp_path / "dist")], capture_output=True, text=True, check=False)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "dist").glob("edge_ad_bench-*.whl")
+    site = tmp_path / "site"
+    shutil.unpack_archive(wheel, site, format="zip")
+    probe = ("from bench.paths import devices_dir, models_dir\n"
+             "from bench.devices.profiles import load_profile, profile_names\n"
+             "from bench.models.cards import load_card\n"
+             "print(devices_dir(), models_dir(), sorted(profile_names()), load_card('tinyglass').name,"
+             " load_profile('host').name, sep='|')")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")} | {"PYTHONPATH": str(site)}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    devices, models, names, card, host = done.stdout.strip().split("|")
+    assert Path(devices).is_relative_to(site) and Path(models).is_relative_to(site)
+    shipped = sorted(p.stem for p in (REPO / "devices").glob("*.yaml"))
+    assert names == str(shipped) and card == "tinyglass" and host == "host"
