@@ -10,6 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
+from support.weights import save_random_tinyvit  # noqa: E402
+
 from bench.cli import main  # noqa: E402
 from bench.errors import BadInput  # noqa: E402
 from bench.models import edgezsad  # noqa: E402
@@ -19,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return edgezsad.save_random_tinyvit(tmp_path_factory.mktemp("tv") / "tiny_vit_21m_512.pth", seed=1)
+    return save_random_tinyvit(tmp_path_factory.mktemp("tv") / "tiny_vit_21m_512.pth", seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +83,10 @@ def test_export_is_static_resize_free_and_matches_torch(model: edgezsad.EdgeZSAD
     dims = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
     assert dims == [1, 3, 512, 512]
     assert info.parity["score"] < 1e-4 and info.parity["patch_scores"] < 1e-4
-    from bench.models.deployability import lint
+    from bench.devices.deployability import lint
 
-    findings = lint(info.exported.onnx_path, ["qnn_gpu", "tensorrt"])
-    assert [f for f in findings["qnn_gpu"] if f.severity == "error"] == []  # deployable on RB5's GPU backend
+    findings = lint(info.exported.onnx_path, ["rb5", "tensorrt"])
+    assert [f for f in findings["rb5"] if f.severity == "error"] == []  # deployable on RB5's GPU backend
     assert findings["tensorrt"] == []
 
 

@@ -14,7 +14,7 @@ from scipy.ndimage import gaussian_filter  # noqa: E402
 
 from bench.errors import BadInput  # noqa: E402
 from bench.models import glass  # noqa: E402
-from bench.models.backbones import resnet18_trunk, save_random_resnet18  # noqa: E402
+from bench.models.backbones import resnet_trunk, save_random_resnet18  # noqa: E402
 from bench.models.patches import PatchExtractor  # noqa: E402
 from bench.models.postprocess import anomaly_map, bilinear_matrix  # noqa: E402
 
@@ -96,11 +96,11 @@ def test_missing_part_and_missing_key(backbone: Path) -> None:
 
 def test_backbone_weights_missing_or_foreign(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="resnet18 weights not found"):
-        resnet18_trunk(tmp_path / "absent.pth")
+        resnet_trunk("resnet18", tmp_path / "absent.pth")
     foreign = tmp_path / "foreign.pth"
     torch.save({"conv1.weight": torch.zeros(1)}, foreign)
     with pytest.raises(BadInput, match=r"foreign\.pth"):
-        resnet18_trunk(foreign)
+        resnet_trunk("resnet18", foreign)
 
 
 def test_export_parity_and_cache(backbone: Path, tmp_path: Path) -> None:

@@ -78,10 +78,6 @@ def resnet_trunk(arch: str, weights: Path | None) -> ResNetTrunk:
     return trunk.eval()
 
 
-def resnet18_trunk(weights: Path | None) -> ResNetTrunk:
-    return resnet_trunk("resnet18", weights)
-
-
 def calibrate_batchnorm(model: nn.Module, images: np.ndarray, batch: int = 8) -> None:
     """Set every BatchNorm's running statistics to the exact mean/variance over ``images``.
 

@@ -94,20 +94,6 @@ def build(backbone_weights: Path | None) -> EdgeZSAD:
     return EdgeZSAD(tinyvit(backbone_weights)).eval()
 
 
-def save_random_tinyvit(path: Path, seed: int) -> Path:
-    """A seeded random TinyViT-21M-512 state dict, loadable through timm's local-file path (tests, demos)."""
-    from bench.records.atomic import replace_atomically
-
-    state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        model = tinyvit(None)
-    finally:
-        torch.random.set_rng_state(state)
-    replace_atomically(path, lambda tmp: torch.save(model.state_dict(), tmp))
-    return path
-
-
 def load_readout(model: EdgeZSAD, checkpoint: dict, source: str) -> None:
     """Load ``{"edgeglr": state_dict}``; a mismatch names the first bad key and both shapes."""
     refuse_foreign(checkpoint, source, "edgezsad")
