@@ -43,8 +43,14 @@ def test_ruff_clean() -> None:
 @pytest.mark.slow
 def test_a_wheel_ships_the_profiles_and_cards(tmp_path: Path) -> None:
     """A non-editable install (a lab board's) has every device profile and model card beside the code."""
+    source = tmp_path / "source"  # setuptools writes build/ into the tree it builds: build a copy
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    for name in tracked.decode().split("\0"):
+        if name and (REPO / name).exists():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name, follow_symlinks=False)
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                            str(REPO), "-w", str(tmp_path / "dist")], capture_output=True, text=True, check=False)
+                            str(source), "-w", str(tmp_path / "dist")], capture_output=True, text=True, check=False)
     assert built.returncode == 0, built.stderr
     (wheel,) = (tmp_path / "dist").glob("edge_ad_bench-*.whl")
     site = tmp_path / "site"
