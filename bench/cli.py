@@ -45,13 +45,13 @@ def _emit(rows: list[dict], as_json: bool, line: Callable[[dict], str]) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.orchestrate import RunRequest, execute, resumed_request, with_measurement
+    from bench.run.benchmark import execute
+    from bench.run.request import RunRequest
 
-    if args.resume is not None:
-        request = resumed_request(args.out, args.resume)
-    elif args.data_root is None:
-        raise BadInput("--data-root is required (or try 'python -m bench demo' for generated data)")
-    else:
+    request = None
+    if args.resume is None:
+        if args.data_root is None:
+            raise BadInput("--data-root is required (or try 'python -m bench demo' for generated data)")
         request = RunRequest(
             device=args.device, model=args.model, dataset=args.dataset, data_root=args.data_root,
             checkpoint=args.checkpoint or cache_dir() / "checkpoints" / args.model, categories=args.categories,
@@ -59,15 +59,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             tensor_cache=args.tensor_cache, emulate=args.emulate, mask_convention=args.mask_convention,
             calibration=args.calibration,
         )
-    request = with_measurement(request, warmup=args.warmup, min_count=args.min_count,
-                               min_duration_s=args.min_duration)
-    run_dir = execute(request, out=args.out, resume=args.resume)
+    measurement = {"warmup": args.warmup, "min_count": args.min_count, "min_duration_s": args.min_duration}
+    run_dir = execute(request, out=args.out, resume=args.resume, measurement=measurement)
     print(f"run record: {run_dir}")
     return 0
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from bench.orchestrate import RunRequest, compile_models
+    from bench.run.plan import compile_models
+    from bench.run.request import RunRequest
 
     if args.data_root is None:
         raise BadInput("--data-root is required: the export's parity check and INT8 calibration read its images")
@@ -81,11 +81,24 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from bench.comparison import resolve_run
     from bench.reports.html import write_report
 
-    out = write_report(args.results or [results_dir()], args.out, args.max_drift)
+    references = [resolve_run(name) for name in args.reference]
+    out = write_report(args.results or [results_dir()], args.out, args.max_drift, references)
     print(f"report: {out}")
     return 0
+
+
+def cmd_nightly(args: argparse.Namespace) -> int:
+    from bench.comparison import resolve_run
+    from bench.nightly import run_nightly
+
+    return run_nightly(args.results, args.max_drift, args.no_pixel, [resolve_run(name) for name in args.reference])
+
+
+REFERENCE_HELP = ("pin this run (folder or run id) as the reference of its model, dataset, categories and "
+                  "checkpoints, instead of the newest run of a 'role: reference' profile; repeatable")
 
 
 def _compare_gate(value: str) -> float | str:
@@ -194,7 +207,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from bench.data.demo import DemoSpec
     from bench.demo import DEMO_MEASUREMENT, run_demo
-    from bench.runner import Measurement
+    from bench.run.measure import Measurement
 
     if args.small:
         spec = DemoSpec(size=128, n_train=6, n_test_good=3, n_test_per_defect=2)
@@ -247,10 +260,21 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--max-drift", type=float, metavar="POINTS",
                         help="drift gate in image-AUROC points for every device run (default: each model card's "
                         "drift_gate for the device, else 0.2)")
+    report.add_argument("--reference", action="append", default=[], metavar="RUN",
+                        help=REFERENCE_HELP)
     report.set_defaults(handler=cmd_report)
 
-    compare = sub.add_parser("compare", help="drift of a device run against its host reference (exit 3 on gate)")
-    compare.add_argument("ref_run", help="the host reference run (folder or run id in results/)")
+    nightly = sub.add_parser("nightly", help="every device run of a results folder against its reference "
+                             "(exit 3 on a gate, 2 when a device run has no reference)")
+    nightly.add_argument("results", type=Path, help="folder holding the night's run records (any depth)")
+    nightly.add_argument("--max-drift", type=float, metavar="POINTS", help="one gate for every device run "
+                         "(default: each model card's drift_gate for the device, else 0.2)")
+    nightly.add_argument("--reference", action="append", default=[], metavar="RUN", help=REFERENCE_HELP)
+    nightly.add_argument("--no-pixel", action="store_true", help="skip pixel-level drift")
+    nightly.set_defaults(handler=cmd_nightly)
+
+    compare = sub.add_parser("compare", help="drift of a device run against its reference (exit 3 on gate)")
+    compare.add_argument("ref_run", help="the reference run (folder or run id in results/)")
     compare.add_argument("dev_run", help="the device run (folder or run id in results/)")
     compare.add_argument("--max-drift", type=_compare_gate, metavar="POINTS|card",
                          help="gate: exit 3 when |mean image-AUROC drift| exceeds this many points; 'card': the "

@@ -85,7 +85,7 @@ def compare(ref_path: Path, dev_path: Path, masks: dict[str, dict[str, np.ndarra
 def masks_for(run: RunRecord) -> dict[str, dict[str, np.ndarray]] | None:
     """The reference run's masks, re-read from its dataset, for pixel-level drift (None when unavailable)."""
     from bench.data.datasets import open_dataset
-    from bench.orchestrate import category_masks
+    from bench.run.plan import category_masks
 
     m = run.manifest
     try:

@@ -20,12 +20,13 @@ from bench.data.stream import prefetch
 from bench.fitting import fit_categories
 from bench.models.cards import load_card
 from bench.models.prepare import require_torch
-from bench.orchestrate import RunRequest, execute
 from bench.paths import cache_dir, reports_dir, results_dir
 from bench.progress import bar
 from bench.records import ensure_writable
 from bench.reports.html import write_report
-from bench.runner import Measurement
+from bench.run.benchmark import execute
+from bench.run.measure import Measurement
+from bench.run.request import RunRequest
 
 DEMO_MEASUREMENT = Measurement(warmup=5, min_count=50, min_duration_s=2.0)
 DEMO_SEED = 0

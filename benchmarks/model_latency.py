@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.devices.host import HostDevice
+from bench.devices.host.adapter import HostDevice
 from bench.devices.profiles import load_profile
 from bench.models.cards import load_card
 from bench.models.complexity import graph_complexity
@@ -67,7 +67,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--models", default="tinyglass,edgezsad")
     args = parser.parse_args()
-    torch.set_num_threads(HostDevice(load_profile("host")).settings()["intra_op_num_threads"])
+    torch.set_num_threads(HostDevice(load_profile("host")).resolved_options()["intra_op_num_threads"])
     peak = gemm_macs_per_s()
     print(f"FP32 GEMM rate (torch.mm 2048^3, {torch.get_num_threads()} threads): {peak / 1e9:.1f} GMAC/s")
     print(f"{'model':<10}{'GMAC':>8}{'eager ms':>10}{'ORT ms':>9}{'eager/ORT':>11}{'floor ms':>10}{'ORT/floor':>11}")

@@ -26,7 +26,7 @@ from bench.data.mvtec import MVTecDataset
 from bench.data.preprocess import IMAGENET_MEAN, IMAGENET_STD, Recipe
 from bench.data.stream import prefetch
 from bench.devices.base import ExportedModel
-from bench.devices.host import HostDevice
+from bench.devices.host.adapter import HostDevice
 from bench.devices.profiles import load_profile
 from bench.util import file_sha256
 

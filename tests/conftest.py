@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.extras import need
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -32,6 +33,7 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 @pytest.fixture(scope="session")
 def small_demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """``bench demo --small`` once: its data, checkpoints, backbone, run record and report."""
+    need("export", "torch")  # the demo fits TinyGLASS
     work = tmp_path_factory.mktemp("demo")
     cache = tmp_path_factory.getbasetemp() / "bench-cache"
     done = run_cli(["demo", "--small"], cwd=work, env={"BENCH_CACHE_DIR": str(cache)})
@@ -50,9 +52,9 @@ def small_demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def converter_cli(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real IMX500 converter in its own venv, created once per test session (as ``python -m
-    bench.devices.imx500_converter install`` does; Java 17 comes from apt where it is missing).
+    bench.devices.imx500.converter install`` does; Java 17 comes from apt where it is missing).
     ``BENCH_TEST_IMXCONV_ENV`` reuses an existing environment between local test sessions."""
-    from bench.devices.imx500_converter import install
+    from bench.devices.imx500.converter import install
 
     env = Path(os.environ.get("BENCH_TEST_IMXCONV_ENV", tmp_path_factory.getbasetemp() / "imxconv-env"))
     return install(env)

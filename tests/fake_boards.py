@@ -1,7 +1,7 @@
 """Fake board file trees (sysfs, /etc, /proc) for the power meters and the Jetson environment.
 
 FAKES of what the Linux drivers and L4T put on a Jetson Orin Nano, as documented by the kernel's
-hwmon ABI and NVIDIA's L4T (see bench.power.hwmon and bench.devices.jetson_env).
+hwmon ABI and NVIDIA's L4T (see bench.power.hwmon and bench.devices.tensorrt.jetson_env).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.extras import need
 
 from bench.data.calibration import CALIBRATIONS, choose, paper_test_subset
 from bench.data.samples import Sample
@@ -25,7 +26,7 @@ def load(sample: Sample) -> np.ndarray:
 
 def test_paper_test_draws_what_run_quant_mvtec_all_draws() -> None:
     """run_quant_mvtec_all.py: random_split(test, [int(0.2 n), rest], Generator().manual_seed(0)), first 10."""
-    torch = pytest.importorskip("torch")
+    torch = need("export", "torch")
     from torch.utils.data import random_split
 
     test = samples(83, "test")
@@ -48,6 +49,7 @@ def test_train_synthetic_mixes_normal_images_and_anomalies_made_from_them() -> N
 
 
 def test_modes_key_the_artifact_cache_apart_and_bad_input_is_named() -> None:
+    need("export", "torch")  # paper-test draws with torch's random_split
     train, test = samples(4, "train"), samples(10, "test", label=1)
     keys = {mode: choose(mode, train, test, load, "c").key for mode in CALIBRATIONS}
     assert len(set(keys.values())) == len(CALIBRATIONS)

@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from support.extras import need
 
-from bench.models.complexity import Complexity, graph_complexity, torch_macs
+onnx = need("export", "onnx")
+need("export", "torch")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from bench.models.complexity import Complexity, graph_complexity, torch_macs  # noqa: E402
 
 
 def tensor(name: str, shape: list[int | str] | None, dtype: int = TensorProto.FLOAT) -> onnx.ValueInfoProto:

@@ -10,7 +10,6 @@ import pytest
 from conftest import run_cli
 
 from bench.records import load_run
-from bench.reports.html import ACCURACY_COLUMNS, LATENCY_COLUMNS, fmt
 from bench.util import file_sha256
 
 pytestmark = pytest.mark.slow
@@ -54,16 +53,26 @@ def test_demo_writes_a_complete_record_and_report(small_demo: dict) -> None:
         figures = record.metrics["categories"][cat]
         assert 0.0 <= figures["image_auroc"] <= 1.0 and 0.0 <= figures["pixel_auroc"] <= 1.0
         assert figures["timed_inferences"] >= 5 and figures["p50_ms"] > 0
+        assert figures["timing_source"] == "host_clock" and record.progress(cat)["timing_source"] == "host_clock"
 
 
 def test_report_shows_exactly_the_metrics(small_demo: dict) -> None:
     html = small_demo["report"].read_text()
     metrics = json.loads((small_demo["run"] / "metrics.json").read_text())
+    percent = ("image_auroc", "image_ap", "image_f1_max", "pixel_auroc", "aupro")  # fractions shown in percent
+    latency = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "fps", "timed_inferences", "gmac_per_inference")
     for cat, figures in [*metrics["categories"].items(), ("mean", metrics["mean"])]:
-        for key, _, scale in ACCURACY_COLUMNS + (LATENCY_COLUMNS if cat != "mean" else []):
+        for key in percent + (latency if cat != "mean" else ()):
             cell = re.search(rf'data-key="{key}" data-category="{cat}">([^<]*)<', html)
             assert cell is not None, (cat, key)
-            assert cell.group(1) == fmt(figures[key], scale)
+            if figures[key] is None:
+                assert cell.group(1) == "n/a", (cat, key)
+            else:  # two decimals
+                scale = 100 if key in percent else 1
+                assert re.fullmatch(r"-?\d+\.\d\d|\d+", cell.group(1)), (cat, key, cell.group(1))
+                assert abs(float(cell.group(1)) - figures[key] * scale) <= 0.005 + 1e-9, (cat, key)
+        source = re.search(rf'data-key="timing_source" data-category="{cat}">([^<]*)<', html)
+        assert source is not None and source.group(1).startswith("host clock: ")  # which clock the figures are
     assert 'src="data:image/png;base64,' in html
     assert "http://" not in html and "https://" not in html  # self-contained
 

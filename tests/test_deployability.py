@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import numpy as np
-import onnx
-import pytest
-from onnx import TensorProto, helper, numpy_helper
+import importlib
 
-from bench.models.deployability import KNOWN_SUPPORTED, SOURCES, TARGETS, Finding, format_findings, lint
+import numpy as np
+import pytest
+from support.extras import need
+
+onnx = need("export", "onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from bench.devices.deployability import Finding, format_findings, lint, lint_targets  # noqa: E402
+from bench.devices.registry import family  # noqa: E402
 
 FLOAT = TensorProto.FLOAT
 
@@ -45,17 +50,17 @@ def keys(findings: list[Finding]) -> list[tuple[str, str, str, str]]:
 
 
 def test_plain_cnn_is_clean_on_every_target():
-    assert lint(cnn()) == {"imx500": [], "tensorrt": [], "qnn_gpu": []}
+    assert lint(cnn()) == {"imx500": [], "tensorrt": [], "rb5": []}
 
 
-def test_resize_is_an_error_on_qnn_gpu_only():
+def test_resize_is_an_error_on_rb5_only():
     scales = init("scales", np.array([1, 1, 2, 2], np.float32))
     node = helper.make_node("Resize", ["x", "", "scales"], ["y"], name="up", mode="linear")
     result = lint(model([node], [tensor("x", [1, 4, 8, 8])], [tensor("y", [1, 4, 16, 16])], [scales]))
     assert result["imx500"] == []
     assert result["tensorrt"] == []
-    assert keys(result["qnn_gpu"]) == [("qnn_gpu", "error", "Resize", "up")]
-    assert "Resize" in result["qnn_gpu"][0].message
+    assert keys(result["rb5"]) == [("rb5", "error", "Resize", "up")]
+    assert "Resize" in result["rb5"][0].message
 
 
 def test_cubic_resize_is_rejected_by_tensorrt():
@@ -78,17 +83,17 @@ def test_multi_index_gather_is_an_error_on_imx500():
     assert keys(result["imx500"]) == [("imx500", "error", "Gather", "pick")]
     assert "3 indices" in result["imx500"][0].message
     assert result["tensorrt"] == []
-    assert result["qnn_gpu"] == []
+    assert result["rb5"] == []
 
 
 def test_scalar_index_gather_is_fine_on_imx500():
-    assert lint(gather(2)) == {"imx500": [], "tensorrt": [], "qnn_gpu": []}
+    assert lint(gather(2)) == {"imx500": [], "tensorrt": [], "rb5": []}
 
 
-def test_dynamic_batch_is_an_error_for_imx500_and_qnn_gpu_and_a_warning_for_tensorrt():
+def test_dynamic_batch_is_an_error_for_imx500_and_rb5_and_a_warning_for_tensorrt():
     result = lint(cnn(("N", 3, 8, 8)))
     assert keys(result["imx500"]) == [("imx500", "error", "input", "image")]
-    assert keys(result["qnn_gpu"]) == [("qnn_gpu", "error", "input", "image")]
+    assert keys(result["rb5"]) == [("rb5", "error", "input", "image")]
     assert keys(result["tensorrt"]) == [("tensorrt", "warning", "input", "image")]
     assert "[N, 3, 8, 8]" in result["imx500"][0].message
 
@@ -98,7 +103,7 @@ def test_batch_two_is_an_error_on_imx500_only():
     assert keys(result["imx500"]) == [("imx500", "error", "input", "image")]
     assert "batch size 2" in result["imx500"][0].message
     assert result["tensorrt"] == []
-    assert result["qnn_gpu"] == []
+    assert result["rb5"] == []
 
 
 def test_reshape_into_the_batch_dimension_is_an_error_on_imx500():
@@ -107,23 +112,23 @@ def test_reshape_into_the_batch_dimension_is_an_error_on_imx500():
     result = lint(model([node], [tensor("x", [1, 4, 2, 2])], [tensor("y", [4, 4])], [shape]))
     assert keys(result["imx500"]) == [("imx500", "error", "Reshape", "fold")]
     assert result["tensorrt"] == []
-    assert result["qnn_gpu"] == []
+    assert result["rb5"] == []
 
 
 def test_custom_domain_op_is_a_warning_everywhere():
     node = helper.make_node("FancyOp", ["x"], ["y"], name="fancy", domain="com.example")
     result = lint(model([node], [tensor("x", [1, 4])], [tensor("y", [1, 4])], extra_opsets=["com.example"]))
     assert {t: keys(f) for t, f in result.items()} == {
-        t: [(t, "warning", "FancyOp", "fancy")] for t in ("imx500", "tensorrt", "qnn_gpu")
+        t: [(t, "warning", "FancyOp", "fancy")] for t in ("imx500", "tensorrt", "rb5")
     }
 
 
-def test_einsum_is_unknown_on_imx500_and_qnn_gpu_but_documented_for_tensorrt():
+def test_einsum_is_unknown_on_imx500_and_rb5_but_documented_for_tensorrt():
     weight = init("w", np.ones((1, 3, 4), np.float32))
     node = helper.make_node("Einsum", ["x", "w"], ["y"], name="mix", equation="bij,bjk->bik")
     result = lint(model([node], [tensor("x", [1, 2, 3])], [tensor("y", [1, 2, 4])], [weight]))
     assert keys(result["imx500"]) == [("imx500", "warning", "Einsum", "mix")]
-    assert keys(result["qnn_gpu"]) == [("qnn_gpu", "warning", "Einsum", "mix")]
+    assert keys(result["rb5"]) == [("rb5", "warning", "Einsum", "mix")]
     assert result["tensorrt"] == []
 
 
@@ -132,7 +137,7 @@ def test_documented_tensorrt_rejection_is_an_error():
     result = lint(model([node], [tensor("x", [1, 3, 3])], [tensor("y", [1])]))
     assert keys(result["tensorrt"]) == [("tensorrt", "error", "Det", "det")]
     assert keys(result["imx500"]) == [("imx500", "warning", "Det", "det")]
-    assert keys(result["qnn_gpu"]) == [("qnn_gpu", "warning", "Det", "det")]
+    assert keys(result["rb5"]) == [("rb5", "warning", "Det", "det")]
 
 
 def test_tensorrt_needs_reduce_axes_as_an_initializer():
@@ -148,20 +153,20 @@ def test_qnn_converter_rejects_training_mode_batch_norm():
                             name="bn", training_mode=1)
     outputs = [tensor("y", [1, 4, 2, 2]), tensor("rm", [4]), tensor("rv", [4])]
     result = lint(model([node], [tensor("x", [1, 4, 2, 2])], outputs, params))
-    assert keys(result["qnn_gpu"]) == [("qnn_gpu", "error", "BatchNormalization", "bn")]
+    assert keys(result["rb5"]) == [("rb5", "error", "BatchNormalization", "bn")]
     assert result["imx500"] == []
     assert result["tensorrt"] == []
 
 
 def test_unknown_target_raises_listing_the_valid_ones():
-    with pytest.raises(ValueError, match=r"'jetson'.*imx500, tensorrt, qnn_gpu"):
+    with pytest.raises(ValueError, match=r"'jetson'.*valid targets: imx500, rb5, tensorrt$"):
         lint(cnn(), ["tensorrt", "jetson"])
 
 
 def test_targets_subset_and_path_input(tmp_path):
     path = tmp_path / "m.onnx"
     onnx.save(cnn((2, 3, 8, 8)), path)
-    assert list(lint(path, ["qnn_gpu", "imx500"])) == ["qnn_gpu", "imx500"]
+    assert list(lint(path, ["rb5", "imx500"])) == ["rb5", "imx500"]
     assert keys(lint(str(path), "imx500")["imx500"]) == [("imx500", "error", "input", "image")]
 
 
@@ -169,15 +174,17 @@ def test_format_findings_lists_findings_then_clean_targets():
     result = {
         "imx500": [Finding("imx500", "error", "Gather", "pick", "multi-index")],
         "tensorrt": [],
-        "qnn_gpu": [],
+        "rb5": [],
     }
     assert format_findings(result) == (
-        "imx500: error: Gather 'pick': multi-index\n"
-        "tensorrt: ok\n"
-        "qnn_gpu: ok"
+        "IMX500: error: Gather 'pick': multi-index\n"
+        "TensorRT: ok\n"
+        "RB5 (QNN GPU): ok"
     )
 
 
-def test_every_target_has_sources_and_an_op_list():
-    assert set(SOURCES) == set(TARGETS) == set(KNOWN_SUPPORTED)
-    assert all(SOURCES[t] and KNOWN_SUPPORTED[t] for t in TARGETS)
+def test_targets_are_the_families_with_rules_and_each_names_its_sources_and_op_list():
+    assert lint_targets() == ["imx500", "rb5", "tensorrt"]  # host has no rules
+    for target in lint_targets():
+        rules = importlib.import_module(family(target).lint.partition(":")[0])
+        assert rules.SOURCES and rules.SUPPORTED

@@ -1,10 +1,12 @@
-"""The device side (host adapter, runner, execution) on a tiny ONNX graph, and that it needs no torch."""
+"""The device side of a run (host adapter, measure, finalize) on a tiny ONNX graph, and that it needs no torch."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +15,17 @@ from tiny_model import write_mvtec_tree, write_tiny_onnx
 
 from bench.data.loader import InputLoader
 from bench.data.mvtec import MVTecDataset
-from bench.data.preprocess import Recipe, preprocess_mask
-from bench.devices.base import ExportedModel, InferenceResult, Session
+from bench.data.preprocess import Recipe
+from bench.data.samples import Sample
+from bench.devices.base import DeviceProfile, DeviceTiming, ExportedModel, InferenceResult, Session
 from bench.devices.cache import compiled_artifact
-from bench.devices.host import HostDevice
+from bench.devices.host.adapter import HostDevice
 from bench.devices.profiles import load_profile
 from bench.errors import BadInput
-from bench.execution import execute_jobs
-from bench.records import RunWriter, load_run
-from bench.runner import CategoryJob, DeviceFailure, Measurement
+from bench.records import load_run
+from bench.run.benchmark import run_plan
+from bench.run.measure import DeviceFailure, Job, Measurement
+from bench.run.plan import Plan
 from bench.util import file_sha256
 
 RECIPE = Recipe(resize=(16, 16), crop=(16, 16))
@@ -37,17 +41,24 @@ def setup(tmp_path: Path) -> dict:
     return {"tmp": tmp_path, "exported": exported, "samples": samples}
 
 
-def run(setup: dict, measurement: Measurement, device: HostDevice | None = None) -> Path:
-    tmp = setup["tmp"]
+def plan(setup: dict, measurement: Measurement, device: HostDevice | None = None,
+         samples: list[Sample] | None = None, skip_bad: bool = False) -> Plan:
+    """A plan as ``plan_run`` would make it for the tiny model, without torch."""
     device = device or HostDevice(load_profile("host"))
-    writer = RunWriter.create(tmp / "results", {"command": "test"}, "run")
+    artifact, cached = compiled_artifact(setup["exported"], device, setup["tmp"] / "artifacts")
+    job = Job("widget", samples or setup["samples"], setup["exported"], artifact, cached)
+    manifest = {"command": "test", "model": {"name": "tiny"}, "device": device.describe()}
+    return Plan(device, False, [job], RECIPE, InputLoader(RECIPE, skip_bad), POST, measurement, None, manifest)
 
-    def masks(evaluated: set[str]) -> dict:
-        return {"widget": {s.image_id: preprocess_mask(s.mask_path, RECIPE, s.path) for s in setup["samples"]}}
 
-    return execute_jobs(device, writer, [CategoryJob("widget", setup["exported"], setup["samples"])],
-                        InputLoader(RECIPE), POST,
-                        measurement, tmp / "artifacts", masks)
+def run(setup: dict, measurement: Measurement, device: HostDevice | None = None) -> Path:
+    return run_plan(plan(setup, measurement, device), setup["tmp"] / "results")
+
+
+def only_run(setup: dict) -> Path:
+    """The one run folder of a run that raised."""
+    (run_dir,) = (setup["tmp"] / "results").iterdir()
+    return run_dir
 
 
 def test_host_settings_are_explicit() -> None:
@@ -75,6 +86,12 @@ def test_run_records_every_image_and_a_timed_window(setup: dict) -> None:
     assert cat["energy_mj_per_inference"] is None and "no power meter" in cat["energy_note"]
     assert set(record.maps("widget")) == set(record.images["image_id"])
     assert record.manifest["progress"]["widget"]["timed_attempt"] == 0
+    assert record.manifest["progress"]["widget"]["timing_source"] == "host_clock"
+    assert set(record.latency["timing_source"]) == {"host_clock"}
+    assert cat["timing_source"] == "host_clock"
+    # host clock: p50 of the host's own timings, FPS over the timed window
+    assert cat["p50_ms"] == pytest.approx(float(np.median(timed["latency_ms"])))
+    assert cat["fps"] == pytest.approx(len(timed) / ((timed["t_end_ns"].max() - timed["t_start_ns"].min()) / 1e9))
 
 
 def test_accuracy_pass_is_never_timed(setup: dict) -> None:
@@ -84,13 +101,38 @@ def test_accuracy_pass_is_never_timed(setup: dict) -> None:
     assert len(record.images) == 8
 
 
-def test_input_sha256_is_of_the_exact_tensor(setup: dict) -> None:
-    from bench.data.preprocess import preprocess_image, tensor_sha256
+class RecordingSession(Session):
+    """Keeps a copy of every batch the device is fed."""
 
-    record = load_run(run(setup, Measurement(warmup=0, min_count=1, min_duration_s=0)))
-    first = setup["samples"][0]
-    expected = tensor_sha256(preprocess_image(first.path, RECIPE))
-    assert record.images.set_index("image_id").loc[first.image_id, "input_sha256"] == expected
+    def __init__(self, inner: Session, fed: list[np.ndarray]) -> None:
+        self.inner, self.fed = inner, fed
+
+    def infer(self, batch: np.ndarray) -> InferenceResult:
+        self.fed.append(np.array(batch, copy=True))
+        return self.inner.infer(batch)
+
+    def _close(self) -> None:
+        self.inner.close()
+
+
+class RecordingDevice(HostDevice):
+    def __init__(self, profile: DeviceProfile) -> None:
+        super().__init__(profile)
+        self.fed: list[np.ndarray] = []
+
+    def _open(self, artifact):  # type: ignore[no-untyped-def]
+        return RecordingSession(super()._open(artifact), self.fed)
+
+
+def test_input_sha256_is_of_the_exact_tensor(setup: dict) -> None:
+    device = RecordingDevice(load_profile("host"))
+    record = load_run(run(setup, Measurement(warmup=0, min_count=1, min_duration_s=0), device))
+    # without warm-up the accuracy pass is fed first, one image per row in the order of the rows
+    accuracy_pass = device.fed[:len(record.images)]
+    assert all(batch.dtype == np.float32 and batch.shape == (1, 3, 16, 16) for batch in accuracy_pass)
+    expected = [hashlib.sha256(batch.tobytes()).hexdigest() for batch in accuracy_pass]
+    assert record.images["input_sha256"].tolist() == expected
+    assert len(set(expected)) == len(expected) == 8
 
 
 class DroppingSession(Session):
@@ -105,19 +147,19 @@ class DroppingSession(Session):
             raise ConnectionError("link to the device lost")
         return self.inner.infer(batch)
 
-    def close(self) -> None:
+    def _close(self) -> None:
         self.inner.close()
 
 
 class DroppingDevice(HostDevice):
-    def open(self, artifact):  # type: ignore[no-untyped-def]
-        return DroppingSession(super().open(artifact), fail_after=5)
+    def _open(self, artifact):  # type: ignore[no-untyped-def]
+        return DroppingSession(super()._open(artifact), fail_after=5)
 
 
 def test_device_dropping_mid_run_keeps_the_rows(setup: dict) -> None:
-    with pytest.raises(DeviceFailure, match="link to the device lost"):
+    with pytest.raises(DeviceFailure, match=r"link to the device lost.*resume with --resume"):
         run(setup, Measurement(warmup=1, min_count=50, min_duration_s=0), DroppingDevice(load_profile("host")))
-    record = load_run(setup["tmp"] / "results" / "run")
+    record = load_run(only_run(setup))
     assert record.status == "failed" and "link to the device lost" in record.manifest["error"]
     assert len(record.images) == 4  # 1 warm-up + 4 images before the drop
     assert record.images["score"].notna().all()
@@ -128,7 +170,7 @@ def test_broken_image_fails_the_run_naming_the_file(setup: dict) -> None:
     broken.write_bytes(broken.read_bytes()[:40])
     with pytest.raises(BadInput, match=str(broken.name)):
         run(setup, Measurement(warmup=0, min_count=1, min_duration_s=0))
-    record = load_run(setup["tmp"] / "results" / "run")
+    record = load_run(only_run(setup))
     assert record.status == "failed" and broken.name in record.manifest["error"]
 
 
@@ -165,21 +207,23 @@ NO_TORCH = textwrap.dedent(
     from bench.devices.base import ExportedModel
     from bench.devices.profiles import load_profile
     from bench.devices.registry import create_device
-    from bench.execution import execute_jobs
-    from bench.records import RunWriter, load_run
-    from bench.runner import CategoryJob, Measurement
+    from bench.records import load_run
+    from bench.run.benchmark import run_plan
+    from bench.run.measure import Job, Measurement
+    from bench.run.plan import Plan, artifact_for
     from bench.util import file_sha256
     tmp = Path(sys.argv[1])
     onnx_path = tmp / "tiny.onnx"
     data = write_mvtec_tree(tmp / "data")
     samples = MVTecDataset(data).samples("widget", "test")
     exported = ExportedModel(onnx_path, file_sha256(onnx_path), "image", (1, 3, 16, 16), ("score", "patch_scores"))
-    writer = RunWriter.create(tmp / "results", {"command": "no-torch"}, "nt")
-    loader = InputLoader(Recipe((16, 16), (16, 16)))
-    execute_jobs(create_device(load_profile("host")), writer, [CategoryJob("widget", exported, samples)], loader,
-                 {"map_size": [16, 16], "map_sigma": 1}, Measurement(1, 5, 0.0), tmp / "art",
-                 lambda ids: {"widget": None})
-    record = load_run(tmp / "results" / "nt")
+    device = create_device(load_profile("host"))
+    recipe = Recipe((16, 16), (16, 16))
+    job = Job("widget", samples, exported, *artifact_for(device, exported))
+    manifest = {"command": "no-torch", "model": {"name": "tiny"}, "device": device.describe()}
+    plan = Plan(device, False, [job], recipe, InputLoader(recipe), {"map_size": [16, 16], "map_sigma": 1},
+                Measurement(1, 5, 0.0), None, manifest)
+    record = load_run(run_plan(plan, tmp / "results"))
     assert record.status == "complete", record.manifest
     assert not any(name in sys.modules for name in ("torch", "torchvision", "onnx"))
     print("ok", len(record.images))
@@ -197,21 +241,14 @@ def test_device_side_runs_without_torch(tmp_path: Path) -> None:
 
 def test_skip_bad_records_errors_and_evaluates_the_rest(setup: dict) -> None:
     from bench.data.datasets import checked
-    from bench.orchestrate import category_masks
 
     data = setup["tmp"] / "data"
     (data / "widget" / "ground_truth" / "dent" / "001_mask.png").unlink()
     broken = data / "widget" / "test" / "good" / "002.png"
     broken.write_bytes(b"\x89PNG broken")
     samples = checked(MVTecDataset(data).samples("widget", "test"), skip_bad=True)
-    writer = RunWriter.create(setup["tmp"] / "results", {"command": "test"}, "skip")
-
-    def masks(evaluated: set[str]) -> dict:
-        return {"widget": category_masks(RECIPE, samples, evaluated)}
-
-    execute_jobs(HostDevice(load_profile("host")), writer, [CategoryJob("widget", setup["exported"], samples)],
-                 InputLoader(RECIPE, skip_bad=True), POST, Measurement(0, 1, 0.0), setup["tmp"] / "art", masks)
-    record = load_run(writer.run_dir)
+    record = load_run(run_plan(plan(setup, Measurement(0, 1, 0.0), samples=samples, skip_bad=True),
+                               setup["tmp"] / "results"))
     errors = record.images.set_index("image_id")["error"].dropna()
     assert set(errors.index) == {"widget/test/dent/001.png", "widget/test/good/002.png"}
     assert "without its mask" in errors["widget/test/dent/001.png"]
@@ -222,14 +259,12 @@ def test_skip_bad_records_errors_and_evaluates_the_rest(setup: dict) -> None:
 
 
 def test_pixel_metrics_not_available_without_masks(setup: dict) -> None:
-    from bench.orchestrate import category_masks
+    from bench.run.plan import category_masks
 
     samples = [s if s.label == 0 else s.__class__(**{**s.__dict__, "mask_path": None}) for s in setup["samples"]]
     assert category_masks(RECIPE, samples, {s.image_id for s in samples}) is None
-    writer = RunWriter.create(setup["tmp"] / "results", {"command": "test"}, "nomask")
-    execute_jobs(HostDevice(load_profile("host")), writer, [CategoryJob("widget", setup["exported"], samples)],
-                 InputLoader(RECIPE), POST, Measurement(0, 1, 0.0), setup["tmp"] / "art", lambda ids: {"widget": None})
-    figures = load_run(writer.run_dir).metrics["categories"]["widget"]
+    run_dir = run_plan(plan(setup, Measurement(0, 1, 0.0), samples=samples), setup["tmp"] / "results")
+    figures = load_run(run_dir).metrics["categories"]["widget"]
     assert figures["pixel_auroc"] is None and figures["aupro"] is None
     assert figures["pixel_note"] == "not every defective image has a mask"
     assert figures["image_auroc"] == 1.0
@@ -237,9 +272,7 @@ def test_pixel_metrics_not_available_without_masks(setup: dict) -> None:
 
 def test_power_is_sampled_over_the_timed_window(setup: dict) -> None:
     """A (fake sysfs) INA3221 at 5 V x 0.8 A: energy per inference equals 4 W over the timed window."""
-    from test_power import fake_ina3221
-
-    from bench.devices.base import DeviceProfile
+    from fake_boards import fake_ina3221
 
     root = setup["tmp"] / "sysroot"
     fake_ina3221(root, {1: ("VDD_IN", 5000, 800), 2: ("VDD_SOC", 1000, 500)})
@@ -258,20 +291,19 @@ def test_power_is_sampled_over_the_timed_window(setup: dict) -> None:
 
 
 def test_unavailable_meter_is_recorded_and_the_run_goes_on(setup: dict) -> None:
-    from bench.devices.base import DeviceProfile
-
     profile = DeviceProfile("board", "host", "fp32", power={"meter": "ina3221", "rails": ["VDD_IN"],
                                                             "root": str(setup["tmp"] / "no-sysfs")})
     record = load_run(run(setup, Measurement(warmup=0, min_count=3, min_duration_s=0), HostDevice(profile)))
     assert record.status == "complete" and record.power.empty
     assert record.manifest["measurement"]["power_status"] == "unavailable"
-    assert record.metrics["categories"]["widget"]["energy_mj_per_inference"] is None
+    figures = record.metrics["categories"]["widget"]
+    assert figures["energy_mj_per_inference"] is None
+    assert figures["energy_note"].startswith("power meter unavailable: ") and "INA3221" in figures["energy_note"]
 
 
 def test_external_meter_csv_trace_is_imported_over_the_timed_window(setup: dict) -> None:
     """meter: csv - an external meter logged on the run's clock (offset 0) at 1 kHz, 2.5 W: imported after the run."""
     from bench.clock import now_ns
-    from bench.devices.base import DeviceProfile
 
     start = now_ns() - 1_000_000_000
     times = start + np.arange(0, 120_000) * 1_000_000  # 1 kHz for two minutes
@@ -284,3 +316,94 @@ def test_external_meter_csv_trace_is_imported_over_the_timed_window(setup: dict)
     assert set(record.power["rail"]) == {"board"} and len(record.power) >= 100
     figures = record.metrics["categories"]["widget"]
     assert figures["avg_power_w"] == pytest.approx(2.5) and figures["energy_complete"] is True
+
+
+# ---------------------------------------------------------------- timing sources
+
+LINK_S = 0.004  # what the host clock adds per call over a slow link (adb, frame pacing)
+DEVICE_MS = 1.25  # what the device's own clock says each inference took
+
+
+class DeviceClockedSession(Session):
+    """A device that times each inference itself, behind a link the host clock also counts."""
+
+    timing_source = "device_clock"
+
+    def __init__(self, inner: Session) -> None:
+        self.inner = inner
+
+    def infer(self, batch: np.ndarray) -> InferenceResult:
+        time.sleep(LINK_S)
+        return InferenceResult(self.inner.infer(batch).outputs, device_ms=DEVICE_MS)
+
+    def _close(self) -> None:
+        self.inner.close()
+
+
+class DeviceClockedDevice(HostDevice):
+    def _open(self, artifact):  # type: ignore[no-untyped-def]
+        return DeviceClockedSession(super()._open(artifact))
+
+
+PROFILED_MS = [2.0, 4.0, 3.0, 7.0]
+
+
+class ProfiledSession(DeviceClockedSession):
+    """A device the host cannot time at all (a cloud device): its profiler gives the latencies."""
+
+    timing_source = "device_profiler"
+
+    def device_timing(self, pool: list[np.ndarray], count: int) -> DeviceTiming:
+        return DeviceTiming(PROFILED_MS * count, "fake profiler job p1", {"peak_memory_bytes": 1024})
+
+
+class ProfiledDevice(HostDevice):
+    def _open(self, artifact):  # type: ignore[no-untyped-def]
+        return ProfiledSession(super()._open(artifact))
+
+
+def metered_profile(setup: dict) -> DeviceProfile:
+    from fake_boards import fake_ina3221
+
+    root = setup["tmp"] / "sysroot"
+    fake_ina3221(root, {1: ("VDD_IN", 5000, 800)})
+    return DeviceProfile("board", "host", "fp32", power={"meter": "ina3221", "rails": ["VDD_IN"], "rate_hz": 200,
+                                                         "root": str(root)})
+
+
+def test_device_clock_is_authoritative_over_the_host_clock(setup: dict) -> None:
+    """adb and the IMX500: the headline p50 and FPS are the device's own, not the host's round trips."""
+    record = load_run(run(setup, Measurement(warmup=1, min_count=10, min_duration_s=0),
+                          DeviceClockedDevice(metered_profile(setup))))
+    timed = record.latency[record.latency["phase"] == "timed"]
+    assert set(record.latency["timing_source"]) == {"device_clock"}
+    assert timed["t_start_ns"].notna().all() and (timed["latency_ms"] >= LINK_S * 1000).all()
+    assert record.manifest["progress"]["widget"]["timing_source"] == "device_clock"
+    figures = record.metrics["categories"]["widget"]
+    assert figures["timing_source"] == "device_clock" and record.metrics["mean"]["timing_source"] == "device_clock"
+    assert figures["p50_ms"] == figures["p99_ms"] == figures["mean_ms"] == DEVICE_MS
+    assert figures["fps"] == pytest.approx(1000 / DEVICE_MS) and "single stream" in figures["fps_basis"]
+    assert figures["host_p50_ms"] >= LINK_S * 1000
+    # energy still needs the host's window: the meter samples on the host clock
+    window_s = (timed["t_end_ns"].max() - timed["t_start_ns"].min()) / 1e9
+    assert figures["window_s"] == pytest.approx(window_s)
+    assert figures["energy_mj_per_inference"] == pytest.approx(4.0 * window_s * 1000 / len(timed), rel=1e-6)
+
+
+def test_profiler_rows_carry_no_invented_timestamps(setup: dict) -> None:
+    """AI Hub: the profiler's latencies are the timed rows, stated as such, with no host window or energy."""
+    record = load_run(run(setup, Measurement(warmup=3, min_count=2, min_duration_s=0),
+                          ProfiledDevice(metered_profile(setup))))
+    latency = record.latency
+    assert set(latency["phase"]) == {"timed"}  # the profiler warms up inside its own job
+    assert set(latency["timing_source"]) == {"device_profiler"}
+    assert latency["t_start_ns"].isna().all() and latency["t_end_ns"].isna().all()
+    assert latency["device_ms"].tolist() == PROFILED_MS * 2
+    progress = record.manifest["progress"]["widget"]
+    assert progress["timing_source"] == "device_profiler"
+    assert progress["timing"] == {"source": "fake profiler job p1", "count": 8, "peak_memory_bytes": 1024}
+    figures = record.metrics["categories"]["widget"]
+    assert figures["timing_source"] == "device_profiler" and figures["timed_inferences"] == 8
+    assert figures["p50_ms"] == 3.5 and figures["mean_ms"] == 4.0
+    assert figures["fps"] == 250.0 and figures["window_s"] is None
+    assert figures["energy_mj_per_inference"] is None and "profiler" in figures["energy_note"]

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.extras import need
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("timm")
+torch = need("export", "torch")
+need("export", "timm")
+need("export", "onnx")
 
 from support.weights import save_random_tinyvit  # noqa: E402
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
+from support.extras import requires
 
 from bench.records import load_run
 
@@ -27,15 +28,19 @@ def reference(small_demo: dict, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return run(small_demo, tmp_path_factory.mktemp("ref"), "--device", "host")
 
 
-@pytest.mark.parametrize("device, numerics, tool", [("jetson", "fp16", "onnxconverter-common"),
-                                                    ("rb5", "fp16", "onnxconverter-common"),
-                                                    ("imx500", "int8_mct", "model-compression-toolkit")])
+@pytest.mark.parametrize("device, kind, numerics, tool", [
+    pytest.param("jetson", "tensorrt", "fp16", "onnxconverter-common",
+                 marks=requires("emulate", "onnxconverter_common")),
+    pytest.param("rb5", "rb5", "fp16", "onnxconverter-common", marks=requires("emulate", "onnxconverter_common")),
+    pytest.param("imx500", "imx500", "int8_mct", "model-compression-toolkit",
+                 marks=requires("imx500", "model_compression_toolkit", "onnxruntime_extensions")),
+])
 def test_emulated_run_is_marked_and_compares(small_demo: dict, reference: Path, tmp_path: Path, device: str,
-                                             numerics: str, tool: str) -> None:
+                                             kind: str, numerics: str, tool: str) -> None:
     run_dir = run(small_demo, tmp_path, "--device", device, "--emulate")
     record = load_run(run_dir)
     m = record.manifest
-    assert m["device"]["emulated"] is True and m["device"]["kind"] == device
+    assert m["device"]["emulated"] is True and m["device"]["kind"] == kind and m["device"]["role"] == "device"
     assert m["device"]["environment"]["emulation"]["numerics"] == numerics
     assert m["measurement"]["timing"].startswith("skipped")
     assert record.latency.empty  # never device timing

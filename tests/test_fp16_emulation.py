@@ -1,4 +1,4 @@
-"""FP16 emulation (``bench.devices.fp16``): real exported graphs converted, loaded and compared with FP32."""
+"""FP16 emulation (``bench.devices.emulation.fp16``): real exported graphs converted, loaded and compared with FP32."""
 
 from __future__ import annotations
 
@@ -6,20 +6,23 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
-import torch
-import torch.nn.functional as F
-from onnx import TensorProto, helper, numpy_helper
-from torch import nn
+from support.extras import need
 
-from bench.devices import fp16
-from bench.devices.fp16 import FP16_TOLERANCE, POLICIES, Fp16ConversionError, to_fp16
+onnx = need("export", "onnx")
+torch = need("export", "torch")
+need("emulate", "onnxconverter_common")
+import torch.nn.functional as F  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from torch import nn  # noqa: E402
 
-pytest.importorskip("onnxconverter_common")
+from bench.devices.emulation import fp16  # noqa: E402
+from bench.devices.emulation.fp16 import FP16_TOLERANCE, Fp16ConversionError, to_fp16  # noqa: E402
+from bench.errors import BadInput  # noqa: E402
 
 OUTPUTS = ["score", "patch_scores"]
+POLICIES = ("qnn_gpu_fp16", "tensorrt_fp16")  # the tensorrt and rb5 families' policies
 
 
 class ConvNet(nn.Module):
@@ -133,7 +136,7 @@ def graphs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 SHAPES = {"conv": (1, 3, 32, 32), "block": (1, 16, 64)}
 
 
-@pytest.mark.parametrize("policy", sorted(POLICIES))
+@pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("graph", ["conv", "block"])
 def test_converted_graph_runs_fp16_numerics(graphs: dict[str, Path], tmp_path: Path, graph: str, policy: str) -> None:
     src = graphs[graph]
@@ -281,7 +284,7 @@ def test_shape_arithmetic_and_fp32_only_inputs_stay_fp32(tmp_path: Path) -> None
 
 def test_unknown_policy_lists_the_valid_ones(graphs: dict[str, Path], tmp_path: Path) -> None:
     expected = r"unknown FP16 policy 'tensorrt_int8'; valid policies: qnn_gpu_fp16, tensorrt_fp16"
-    with pytest.raises(ValueError, match=expected):
+    with pytest.raises(BadInput, match=expected):
         to_fp16(graphs["conv"], tmp_path / "x.onnx", "tensorrt_int8")
     assert not (tmp_path / "x.onnx").exists()
 
@@ -322,7 +325,7 @@ def test_tinyglass_fp16_score_parity(tmp_path: Path) -> None:
 
     torch.manual_seed(0)
     export_onnx(tinyglass.build(None), (1, 3, 256, 256), tmp_path / "tinyglass.onnx", 18)
-    for policy in sorted(POLICIES):
+    for policy in POLICIES:
         summary = to_fp16(tmp_path / "tinyglass.onnx", tmp_path / f"{policy}.onnx", policy)
         assert summary["fp16_initializers"] > 0
         drift = _worst(tmp_path / "tinyglass.onnx", tmp_path / f"{policy}.onnx", (1, 3, 256, 256), count=3)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.extras import need
 
-torch = pytest.importorskip("torch")
+torch = need("export", "torch")
 import torch.nn.functional as F  # noqa: E402
 from scipy.ndimage import gaussian_filter  # noqa: E402
 

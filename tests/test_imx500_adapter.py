@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from conftest import REPO, run_cli
 from fake_boards import fake_command
+from support.extras import need, requires
 
 from bench.devices.base import Artifact, DeviceProfile
-from bench.devices.imx500 import IMX500Device
-from bench.devices.imx500_session import InjectionFailed, fit_output, frame_offset
+from bench.devices.imx500.adapter import IMX500Device
+from bench.devices.imx500.session import InjectionFailed, fit_output, frame_offset
 from bench.errors import BadInput
 from bench.records import load_run
 
@@ -44,6 +45,14 @@ def test_outputs_are_fitted_to_the_model_shapes() -> None:
         fit_output(np.zeros((1, 5)), (1, 1, 4, 4), "p")
 
 
+def test_runtime_settings_are_typed_and_unknown_keys_refused() -> None:
+    assert IMX500Device(profile(frame_rate=30)).settings.frame_rate == 30
+    with pytest.raises(BadInput, match=r"imx500\.yaml: runtime: unknown key\(s\) frame_rat; valid: calibration"):
+        IMX500Device(profile(frame_rat=30))
+    with pytest.raises(BadInput, match=r"imx500\.yaml: runtime: calibration: unknown 'test-set'"):
+        IMX500Device(profile(calibration="test-set"))
+
+
 def test_availability_names_what_the_pi_lacks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setitem(sys.modules, "picamera2", None)
@@ -69,7 +78,7 @@ def test_compile_without_the_converter_says_how_to_install(monkeypatch: pytest.M
     monkeypatch.setenv("PATH", str(tmp_path))
     from bench.devices.base import ExportedModel
 
-    with pytest.raises(BadInput, match=r"python -m bench\.devices\.imx500_converter install"):
+    with pytest.raises(BadInput, match=r"python -m bench\.devices\.imx500\.converter install"):
         IMX500Device(profile()).compile(ExportedModel(tmp_path / "m.onnx", "0", "image", (1, 3, 8, 8), ("score",)),
                                         tmp_path / "a")
 
@@ -105,6 +114,7 @@ def imx500_run(small_demo: dict, out: Path, env: dict[str, str], *extra: str):
 
 @pytest.fixture(scope="module")
 def emulated(small_demo: dict, tmp_path_factory: pytest.TempPathFactory):
+    need("imx500", "model_compression_toolkit")
     out = tmp_path_factory.mktemp("imx500-emu") / "results"
     done = imx500_run(small_demo, out, {}, "--emulate")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -112,6 +122,7 @@ def emulated(small_demo: dict, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.mark.slow
+@requires("imx500", "model_compression_toolkit", "mct_quantizers", "OpenEXR")
 def test_device_run_matches_its_emulation(small_demo: dict, converter_cli: Path, emulated, tmp_path: Path) -> None:
     done = imx500_run(small_demo, tmp_path / "results", pi_env(tmp_path, converter_cli, FAKE_IMX500_DROP_EVERY="3"))
     assert done.returncode == 0, done.stderr[-3000:]
@@ -129,9 +140,12 @@ def test_device_run_matches_its_emulation(small_demo: dict, converter_cli: Path,
     np.testing.assert_allclose(device.loc[host.index], host, atol=0.02)  # 8-bit pixels vs float pixels
     timed = record.latency.query("phase == 'timed'")
     assert len(timed) >= 5 and np.allclose(timed["device_ms"], 4.2 + 0.85)
+    washer = record.metrics["categories"]["washer"]  # the sensor's KPI, not the host's wait for the frame
+    assert washer["timing_source"] == "device_clock" and washer["p50_ms"] == pytest.approx(4.2 + 0.85)
 
 
 @pytest.mark.slow
+@requires("imx500", "model_compression_toolkit", "mct_quantizers", "OpenEXR")
 def test_a_camera_that_disappears_keeps_the_record(small_demo: dict, converter_cli: Path, tmp_path: Path) -> None:
     done = imx500_run(small_demo, tmp_path / "results", pi_env(tmp_path, converter_cli, FAKE_IMX500_FAIL_AFTER="4"))
     assert done.returncode != 0
@@ -141,12 +155,14 @@ def test_a_camera_that_disappears_keeps_the_record(small_demo: dict, converter_c
     assert record.manifest["status"] == "failed" and len(record.latency) > 0
 
 
+@requires("export", "torch")
+@requires("imx500", "model_compression_toolkit", "mct_quantizers")
 def test_live_mode_records_kpi_and_frame_rate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Streaming sensor frames (FAKE picamera2): per-frame KPI and timestamps, FPS from the timestamps."""
     from test_imx500_quant import images, small_net
 
-    from bench.devices import imx500_live
-    from bench.devices.imx500_quant import quantize_for_imx500
+    from bench.devices.imx500 import live
+    from bench.devices.imx500.quant import quantize_for_imx500
 
     quantize_for_imx500(small_net(), images(4, 32), tmp_path)
     (tmp_path / "rpk").mkdir()
@@ -155,11 +171,11 @@ def test_live_mode_records_kpi_and_frame_rate(tmp_path: Path, monkeypatch: pytes
     monkeypatch.syspath_prepend(str(PICAMERA_FAKES))
     for name in [n for n in sys.modules if n == "picamera2" or n.startswith("picamera2.")]:
         monkeypatch.delitem(sys.modules, name)
-    assert imx500_live.main([str(rpk), "--frames", "20", "--out", str(tmp_path / "live")]) == 0
+    assert live.main([str(rpk), "--frames", "20", "--out", str(tmp_path / "live")]) == 0
     summary = __import__("json").loads((tmp_path / "live" / "summary.json").read_text())
     assert summary["frames"] == summary["frames_with_output"] == 20
     assert summary["fps"] == pytest.approx(10.0) and summary["device_p50_ms"] == pytest.approx(5.05)
     assert len((tmp_path / "live" / "frames.csv").read_text().splitlines()) == 21
-    assert imx500_live.main([str(tmp_path / "missing.rpk"), "--out", str(tmp_path / "x")]) == 2
+    assert live.main([str(tmp_path / "missing.rpk"), "--out", str(tmp_path / "x")]) == 2
     for name in [n for n in sys.modules if n == "picamera2" or n.startswith("picamera2.")]:
         del sys.modules[name]

@@ -9,8 +9,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from support.extras import requires
 
-from bench.devices.imx500_converter import (
+from bench.devices.imx500.converter import (
     JAVA_MIN,
     ConversionFailed,
     ConverterMissing,
@@ -92,15 +93,16 @@ def test_status_without_the_tool_environment(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("BENCH_IMXCONV_ENV", str(tmp_path / "none"))
     monkeypatch.setenv("PATH", str(tmp_path))
     ok, reason = converter_status()
-    assert not ok and "python -m bench.devices.imx500_converter install" in reason
+    assert not ok and "python -m bench.devices.imx500.converter install" in reason
 
 
 @pytest.mark.slow
+@requires("imx500", "model_compression_toolkit")
 def test_real_conversion_of_the_demo_tinyglass(small_demo: dict, converter_cli: Path, tmp_path: Path) -> None:
     """MCT INT8 of the demo's TinyGLASS with pixels in, then the real imxconv-pt: packerOut.zip that fits."""
     import numpy as np
 
-    from bench.devices.imx500_quant import Normalization, quantize_for_imx500
+    from bench.devices.imx500.quant import Normalization, quantize_for_imx500
     from bench.models.cards import load_card
     from bench.models.prepare import prepare
 

@@ -8,17 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.extras import need
 
-mct = pytest.importorskip("model_compression_toolkit")
-pytest.importorskip("onnxruntime_extensions", reason="the mct_quantizers ONNX Runtime ops need it")
+onnx = need("export", "onnx")
+torch = need("export", "torch")
+mct = need("imx500", "model_compression_toolkit")
+need("imx500", "onnxruntime_extensions")  # runs the mct_quantizers ONNX Runtime ops
 
-import onnx  # noqa: E402
-import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from bench.devices import imx500_quant  # noqa: E402
-from bench.devices.imx500_quant import (  # noqa: E402
+from bench.devices.imx500 import quant  # noqa: E402
+from bench.devices.imx500.quant import (  # noqa: E402
     QuantizationFailed,
     QuantizationUnavailable,
     calibration_batches,
@@ -86,7 +87,7 @@ def test_report_records_calibration_versions_and_file(quantized: dict) -> None:
     assert report.torch_version == torch.__version__
     assert report.tpc.startswith("imx500_tpc v5.0")
     assert report.onnx_path.name == "model_mctq.onnx"
-    assert report.onnx_sha256 == imx500_quant.file_sha256(report.onnx_path)
+    assert report.onnx_sha256 == quant.file_sha256(report.onnx_path)
     assert report.input_name == "image"
     assert report.input_shape[1:] == (3, 32, 32)
     assert report.output_names == ("score", "patch_scores")
@@ -207,7 +208,7 @@ def test_tinyglass_quantizes_exports_and_runs(tmp_path: Path, record_property: p
 def test_pixel_input_model_normalises_inside(tmp_path: Path) -> None:
     """With the preprocessing's mean/std the INT8 network takes RGB in [0, 1] (the sensor's input) and gives
     what the FP32 module gives on the normalised tensor."""
-    from bench.devices.imx500_quant import Normalization, to_pixels
+    from bench.devices.imx500.quant import Normalization, to_pixels
 
     norm = Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     net = small_net()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fake_boards import NVPMODEL, RELEASE, fake_jetson
 
-from bench.devices.jetson_env import (
+from bench.devices.tensorrt.jetson_env import (
     is_jetson,
     jetpack_version,
     jetson_environment,

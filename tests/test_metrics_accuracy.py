@@ -7,7 +7,15 @@ import pytest
 from scipy import ndimage
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from bench.metrics.accuracy import F1Max, aupro, average_precision, f1_max, image_auroc, pixel_auroc
+from bench.metrics.accuracy import (
+    F1Max,
+    aupro,
+    aupro_grid_minmax,
+    average_precision,
+    f1_max,
+    image_auroc,
+    pixel_auroc,
+)
 
 TOL = 1e-9
 
@@ -220,6 +228,19 @@ def test_aupro_hand_computed() -> None:
     assert aupro(masks, maps, fpr_limit=0.3) == pytest.approx(0.175 / 0.3)
 
 
+def test_aupro_averages_over_regions_and_pools_normal_pixels() -> None:
+    # Image 0: region A (3 pixels: 0.9, 0.1, 0.1), a normal 0.5, a normal 0.0, region B (1 pixel: 0.9).
+    # Image 1 is normal: 0.7 and five 0.0. FPR counts the 8 normal pixels of both images.
+    # Threshold .9: A 1/3, B 1, PRO 2/3 (by pixels it would be 1/2), FPR 0; .7: FPR 1/8; .5: FPR 2/8;
+    # .1: PRO 1; 0: FPR 1. Curve (0,0) (0,2/3) (1/8,2/3) (1/4,2/3) (1/4,1) (1,1).
+    masks = np.array([[[1, 1, 1, 0, 0, 1]], [[0, 0, 0, 0, 0, 0]]])
+    maps = np.array([[[0.9, 0.1, 0.1, 0.5, 0.0, 0.9]], [[0.7, 0.0, 0.0, 0.0, 0.0, 0.0]]])
+    # up to 0.3: 1/4 x 2/3 + 0.05 x 1 = 13/60; up to 1: 1/4 x 2/3 + 3/4 = 11/12
+    assert aupro(masks, maps, fpr_limit=0.3, normalize=False) == pytest.approx(13 / 60)
+    assert aupro(masks, maps, fpr_limit=0.3) == pytest.approx(13 / 18)
+    assert aupro(masks, maps, fpr_limit=1.0) == pytest.approx(11 / 12)
+
+
 def test_aupro_uses_8_connectivity() -> None:
     # Diagonal (0,0)-(1,1) joins (1,1)-(1,2): one region of 3 pixels, so PRO at 0.9 is 1/3, not
     # mean(1, 0) = 1/2 as two 4-connected regions would give. Curve (0,0) (0,1/3) (1,1).
@@ -266,37 +287,26 @@ def test_errors() -> None:
         aupro(masks, np.zeros((2, 4, 4)), fpr_limit=0.0)
 
 
-def _grid_minmax_reference(masks: np.ndarray, maps: np.ndarray, limit: float, steps: int) -> float:
-    """The PaDiM/CFlow-AD loop, written out: binarise at each grid threshold, per-region overlap, FPR."""
-    from scipy import ndimage
-
-    structure = np.ones((3, 3), dtype=int)
-    fprs, pros = [], []
-    for th in np.linspace(maps.max(), maps.min(), steps):
-        binary = maps >= th
-        overlaps = []
-        for mask, pred in zip(masks, binary, strict=True):
-            regions, n = ndimage.label(mask, structure=structure)
-            for r in range(1, n + 1):
-                region = regions == r
-                overlaps.append(pred[region].sum() / region.sum())
-        fprs.append((binary & ~masks).sum() / (~masks).sum())
-        pros.append(np.mean(overlaps))
-    fprs, pros = np.array(fprs), np.array(pros)
-    keep = fprs < limit
-    fprs, pros = fprs[keep] / fprs[keep].max(), pros[keep]
-    return float(np.sum((fprs[1:] - fprs[:-1]) * (pros[1:] + pros[:-1]) / 2))
+def test_aupro_grid_minmax_hand_computed() -> None:
+    # One region of 2 pixels (1.0, 0.5), normals 0.75, 0.25, 0, 0; steps 5 puts the thresholds at 1, .75, .5,
+    # .25, 0 and a pixel on a threshold counts as anomalous. (FPR, PRO) per threshold: (0, .5) (.25, .5)
+    # (.25, 1) (.5, 1) (1, 1). Below 0.3 (and below 0.5: the limit itself is dropped) the kept FPRs
+    # 0, .25, .25 rescale to 0, 1, 1: area .5. Below 0.6, 0, .25, .25, .5 rescale to 0, .5, .5, 1: area .75.
+    masks = np.array([[[1, 1, 0, 0, 0, 0]]])
+    maps = np.array([[[1.0, 0.5, 0.75, 0.25, 0.0, 0.0]]])
+    assert aupro_grid_minmax(masks, maps, 0.3, steps=5) == 0.5
+    assert aupro_grid_minmax(masks, maps, 0.5, steps=5) == 0.5
+    assert aupro_grid_minmax(masks, maps, 0.6, steps=5) == 0.75
+    # The exact curve of the same maps, (0,0) (0,.5) (.25,.5) (.25,1) (.5,1) (1,1), up to 0.3: (.125 + .05) / .3.
+    assert aupro(masks, maps, 0.3) == pytest.approx(0.175 / 0.3)
 
 
-def test_aupro_grid_minmax_matches_the_paper_convention() -> None:
-    from bench.metrics.accuracy import aupro_grid_minmax
-
-    rng = np.random.default_rng(5)
-    masks = np.zeros((3, 24, 24), dtype=bool)
-    masks[0, 3:8, 3:9] = True
-    masks[1, 10:20, 2:5] = True
-    masks[1, 15:18, 15:22] = True
-    maps = rng.random((3, 24, 24)).astype(np.float32) + 0.6 * masks
-    expected = _grid_minmax_reference(masks, maps, 0.3, 50)
-    assert aupro_grid_minmax(masks, maps, 0.3, steps=50) == pytest.approx(expected, abs=1e-12)
-    assert aupro_grid_minmax(masks, maps, 0.3, steps=50) != pytest.approx(aupro(masks, maps, 0.3), abs=1e-6)
+def test_aupro_grid_minmax_rescales_from_the_lowest_kept_fpr() -> None:
+    # A normal pixel holds the maximum, so the top threshold already has FPR .25. Region (0.75, 0.25), normals
+    # 1.0, 0.5, 0, 0: (FPR, PRO) per threshold (.25, 0) (.25, .5) (.5, .5) (.5, 1) (1, 1). Below 0.6 the FPRs
+    # .25, .25, .5, .5 rescale to 0, 0, 1, 1: area .5 (dividing by the largest FPR alone would give .25).
+    masks = np.array([[[1, 1, 0, 0, 0, 0]]])
+    maps = np.array([[[0.75, 0.25, 1.0, 0.5, 0.0, 0.0]]])
+    assert aupro_grid_minmax(masks, maps, 0.6, steps=5) == 0.5
+    with pytest.raises(ValueError, match="fewer than two distinct grid FPRs"):
+        aupro_grid_minmax(masks, maps, 0.3, steps=5)

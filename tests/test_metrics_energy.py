@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.metrics.energy import NO_SAMPLES_NOTE, EnergyResult, energy_over_window, integrate, timed_window
+from bench.metrics.energy import NO_SAMPLES_NOTE, EnergyResult, energy_over_window, timed_window
 
 T0 = 1_700_000_000_123_456_789  # epoch-sized clock: the integration must keep nanosecond precision
 REL_TOL = 0.005  # the brief's bound on integration error
@@ -31,6 +31,12 @@ def _power(rails: dict[str, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _one_rail(t: np.ndarray, w: np.ndarray, a: float, b: float) -> tuple[float, float]:
+    """Joules over [a, b] (seconds) from one rail sampled at ``t``, and the seconds of the window the samples cover."""
+    result = energy_over_window(_power({"VDD_IN": (t, w)}), int(_ns(a)), int(_ns(b)), ["VDD_IN"], inferences=1)
+    return result.energy_j, result.coverage * result.window_s
+
+
 def _sine(p0: float, amp: float, freq: float, phase: float):
     def power(t: np.ndarray) -> np.ndarray:
         return p0 + amp * np.sin(2 * math.pi * freq * t + phase)
@@ -44,7 +50,7 @@ def _sine(p0: float, amp: float, freq: float, phase: float):
 
 def test_constant_power_window_between_samples() -> None:
     t = np.arange(-0.1, 2.1, 0.001)
-    joules, covered = integrate(_ns(t), np.full(t.size, 4.2), int(_ns(0.0123456)), int(_ns(1.9876543)))
+    joules, covered = _one_rail(t, np.full(t.size, 4.2), 0.0123456, 1.9876543)
     window = 1.9876543 - 0.0123456
     assert covered == pytest.approx(window, abs=1e-9)
     assert joules == pytest.approx(4.2 * window, rel=1e-9)
@@ -53,7 +59,7 @@ def test_constant_power_window_between_samples() -> None:
 def test_linear_ramp_is_exact_with_interpolated_edges() -> None:
     t = np.arange(0.0, 3.0, 0.1)  # 10 Hz: the window edges fall well inside sample intervals
     a, b = 0.537, 2.461
-    joules, covered = integrate(_ns(t), 1.5 + 2.0 * t, int(_ns(a)), int(_ns(b)))
+    joules, covered = _one_rail(t, 1.5 + 2.0 * t, a, b)
     expected = 1.5 * (b - a) + (b**2 - a**2)
     assert covered == pytest.approx(b - a, abs=1e-9)
     assert abs(joules - expected) / expected < 1e-9
@@ -66,10 +72,6 @@ def test_irregular_sine_plus_offset_within_half_percent(seed: int) -> None:
     t = _jittered_times(rng, -0.2, 6.2)
     a, b = rng.uniform(0.01, 0.5), rng.uniform(5.5, 5.99)
     assert not np.isin(_ns([a, b]), _ns(t)).any()
-    joules, covered = integrate(_ns(t), power(t), int(_ns(a)), int(_ns(b)))
-    assert covered == pytest.approx(b - a, abs=1e-9)
-    assert abs(joules - energy(a, b)) / energy(a, b) < REL_TOL
-
     result = energy_over_window(_power({"VDD_IN": (t, power(t))}), int(_ns(a)), int(_ns(b)), ["VDD_IN"], 100)
     assert result.complete and result.note is None and result.coverage == pytest.approx(1.0)
     assert abs(result.energy_j - energy(a, b)) / energy(a, b) < REL_TOL
@@ -80,7 +82,7 @@ def test_irregular_sine_plus_offset_within_half_percent(seed: int) -> None:
 def test_samples_outside_window_only_serve_edge_interpolation() -> None:
     t = np.array([-5.0, -0.05, 0.05, 0.15, 0.25, 0.35, 0.45, 5.0])
     w = np.array([1000.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 1000.0])
-    joules, covered = integrate(_ns(t), w, int(_ns(0.0)), int(_ns(0.4)))
+    joules, covered = _one_rail(t, w, 0.0, 0.4)
     assert joules == pytest.approx(1.2) and covered == pytest.approx(0.4)
 
 
@@ -134,11 +136,7 @@ def test_meter_gap_is_flagged_and_not_counted_as_covered() -> None:
 def test_window_past_last_sample_is_uncovered_not_extrapolated() -> None:
     t = np.arange(-0.05, 8.0, 0.01)
     w = np.full(t.size, 5.0)
-    start, end = int(_ns(0.0)), int(_ns(10.0))
-    joules, covered = integrate(_ns(t), w, start, end)
-    assert covered == pytest.approx(t[-1], abs=1e-9)
-    assert joules == pytest.approx(5.0 * t[-1])
-    result = energy_over_window(_power({"VDD_IN": (t, w)}), start, end, ["VDD_IN"], inferences=10)
+    result = energy_over_window(_power({"VDD_IN": (t, w)}), int(_ns(0.0)), int(_ns(10.0)), ["VDD_IN"], inferences=10)
     assert not result.complete
     assert result.coverage == pytest.approx(t[-1] / 10.0)
     assert result.energy_j == pytest.approx(5.0 * t[-1])
@@ -147,7 +145,7 @@ def test_window_past_last_sample_is_uncovered_not_extrapolated() -> None:
 
 def test_window_before_first_sample_is_uncovered() -> None:
     t = np.arange(1.0, 3.0, 0.01)
-    joules, covered = integrate(_ns(t), np.full(t.size, 2.0), int(_ns(0.0)), int(_ns(2.0)))
+    joules, covered = _one_rail(t, np.full(t.size, 2.0), 0.0, 2.0)
     assert covered == pytest.approx(1.0) and joules == pytest.approx(2.0)
 
 
@@ -194,7 +192,7 @@ def test_watts_from_volts_and_amps_and_nan_samples_dropped() -> None:
 
 def test_bad_window_is_refused() -> None:
     with pytest.raises(ValueError):
-        integrate(_ns([0.0, 1.0]), [1.0, 1.0], int(_ns(1.0)), int(_ns(1.0)))
+        _one_rail(np.array([0.0, 1.0]), np.array([1.0, 1.0]), 1.0, 1.0)
 
 
 def test_timed_window_picks_timed_rows_of_the_attempt() -> None:
@@ -211,8 +209,17 @@ def test_timed_window_picks_timed_rows_of_the_attempt() -> None:
     latency = pd.DataFrame(rows, columns=["category", "attempt", "phase", "t_start_ns", "t_end_ns"])
     latency["latency_ms"] = (latency["t_end_ns"] - latency["t_start_ns"]) / 1e6
     latency["device_ms"] = np.nan
+    latency["timing_source"] = "host_clock"
     assert timed_window(latency, "bottle", 1) == (1200, 1600, 3)
     assert timed_window(latency, "bottle", 0) == (300, 700, 2)
     assert timed_window(latency, "bottle", None) == (300, 1600, 5)
     assert timed_window(latency, "bottle", 2) is None
     assert timed_window(latency, "carpet", None) is None
+
+
+def test_a_profilers_rows_have_no_window() -> None:
+    """The device's profiler gives latencies, not a span on the host clock the power samples could cover."""
+    latency = pd.DataFrame({"category": "cable", "attempt": 0, "phase": "timed", "t_start_ns": [None, None],
+                            "t_end_ns": [None, None], "latency_ms": [2.0, 3.0], "device_ms": [2.0, 3.0],
+                            "timing_source": "device_profiler"})
+    assert timed_window(latency, "cable", 0) is None

@@ -27,9 +27,9 @@ from bench.power import (
     MeterUnavailable,
     Sampler,
     check_meter,
+    max_failures,
     meter_name,
     open_meter,
-    open_sampler,
     open_trace,
     rate_hz,
 )
@@ -68,6 +68,11 @@ def test_rate_and_profile_validation() -> None:
     for bad in (0, -5, "fast", True):
         with pytest.raises(BadInput):
             rate_hz({"rate_hz": bad})
+    assert max_failures({}) == 5
+    assert max_failures({"max_failures": 2}) == 2
+    for bad in (0, 1.5, "3", True):
+        with pytest.raises(BadInput, match="max_failures"):
+            max_failures({"max_failures": bad})
     with pytest.raises(BadInput, match="list of names"):
         open_meter({"meter": "rapl", "rails": "package-0"})
 
@@ -75,8 +80,6 @@ def test_rate_and_profile_validation() -> None:
 def test_no_live_meter_for_none_and_csv(tmp_path: Path) -> None:
     assert open_meter({}) is None
     assert open_meter({"meter": "csv"}) is None
-    assert open_sampler({"meter": "none"}) is None
-    assert open_sampler({"meter": "csv"}) is None
     assert check_meter({"meter": "none"}) == (True, NO_METER_REASON)
 
 
@@ -118,8 +121,8 @@ def test_ina3221_missing_rail_lists_found_labels(tmp_path: Path) -> None:
 def test_ina3221_absent_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(MeterUnavailable, match="no INA3221"):
         Ina3221Meter(["VDD_IN"], root=tmp_path)
-    sampler = open_sampler({"meter": "ina3221", "root": str(tmp_path), "rails": ["VDD_IN"]})
-    assert sampler is not None and sampler.status == "unavailable" and "no INA3221" in (sampler.reason or "")
+    with pytest.raises(MeterUnavailable, match="no INA3221"):
+        open_meter({"meter": "ina3221", "root": str(tmp_path), "rails": ["VDD_IN"]})
 
 
 def test_open_meter_builds_ina3221(tmp_path: Path) -> None:
@@ -491,14 +494,13 @@ def test_sampler_meter_that_never_reads_is_unavailable() -> None:
     assert "gave no sample" in (sampler.reason or "")
 
 
-def test_unavailable_sampler_and_bad_rates() -> None:
-    sampler = Sampler.unavailable("no INA3221 hwmon device")
-    sampler.start()
-    sampler.stop()
-    assert sampler.status == "unavailable" and sampler.reason == "no INA3221 hwmon device" and sampler.rows == []
+def test_sampler_bad_rates_and_one_window_each() -> None:
     for bad in (0, -1.0, float("nan"), float("inf")):
         with pytest.raises(BadInput):
             Sampler(FakeMeter(), bad)
+    sampler = Sampler(FakeMeter(), 200)
+    sampler.start()
+    sampler.stop()
     with pytest.raises(RuntimeError):
         sampler.start()
 

@@ -18,10 +18,11 @@ from conftest import run_cli
 from test_tensorrt_adapter import conv_onnx, exported
 from tiny_model import write_tiny_onnx
 
-from bench.devices.aihub import AIHubError, HubSettings, classify, profile_times_ms, submitted
 from bench.devices.base import DeviceProfile
-from bench.devices.qnn_adb import netrun_us
-from bench.devices.rb5 import RB5Device, hub_config_path
+from bench.devices.rb5 import HubSettings
+from bench.devices.rb5.adapter import RB5Device, hub_config_path
+from bench.devices.rb5.aihub import AIHubError, classify, profile_times_ms, submitted
+from bench.devices.rb5.qnn_adb import netrun_us
 from bench.errors import BadInput
 from bench.records import load_run
 
@@ -58,9 +59,12 @@ def rb5(**runtime: object) -> RB5Device:
 
 
 def test_settings_and_error_classes() -> None:
-    with pytest.raises(BadInput, match=r"unknown key.*devic"):
-        HubSettings.from_profile({"devic": "x"})
-    assert HubSettings.from_profile({"device_attributes": "chipset:a"}).device_attributes == ("chipset:a",)
+    with pytest.raises(BadInput, match=r"rb5\.yaml: runtime: aihub: unknown key\(s\) devic; valid: backoff_s"):
+        rb5(aihub={"devic": "x"})
+    with pytest.raises(BadInput, match=r"rb5\.yaml: runtime: transport: unknown 'usb' \(one of aihub, adb\)"):
+        rb5(transport="usb")
+    assert rb5(aihub={"device_attributes": "chipset:a"}).settings.aihub.device_attributes == ("chipset:a",)
+    assert rb5(adb=None).settings.adb.chunk_images == 32
     assert classify("Failed to authenticate.") == "auth"
     assert classify("QAIRT converter failed with exit code 1") == "unsupported"
     assert classify("Job quota exceeded: too many jobs") == "quota"
@@ -83,14 +87,15 @@ def test_transient_failures_are_retried_with_backoff(hub, monkeypatch: pytest.Mo
                   sleep=waits.append)
 
 
-def test_compile_downloads_a_dlc_and_records_the_job(hub, tmp_path: Path) -> None:
+def test_compile_downloads_a_dlc_and_records_the_job(hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bench.devices.rb5.adapter.installed_version", {"qai-hub": "0.56.0"}.get)
     artifact = rb5().compile(exported(conv_onnx(tmp_path / "m.onnx")), tmp_path / "a")
     assert artifact.path.name == "model.dlc" and artifact.path.is_file()
     details = artifact.details
     assert details["compile_job_id"].startswith("j") and details["aihub_device"] == "QCS8550 (Proxy)"
     assert details["compile_job_url"].endswith(f"/jobs/{details['compile_job_id']}/")
     assert details["output_shapes"] == {"score": [], "patch_scores": [1, 1, 4, 4]}
-    assert artifact.toolchain["qai-hub"] == "0.56.0" or artifact.toolchain["qai-hub"] == "not installed"
+    assert artifact.toolchain["qai-hub"] == "0.56.0"
     by_chipset = rb5(aihub={"device_attributes": ["chipset:qualcomm-qcs8550-proxy"]})
     assert by_chipset.compile(exported(tmp_path / "m.onnx"), tmp_path / "b").details["aihub_device"] == \
         "QCS8550 (Proxy)"
@@ -117,10 +122,18 @@ def test_failures_are_one_clear_line(hub, monkeypatch: pytest.MonkeyPatch, tmp_p
     assert "\n" not in message.split("┌")[0]
 
 
-def test_no_configuration_is_reported_before_any_call(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_missing_client_is_reported_before_any_call(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr("bench.devices.rb5.adapter.installed_version", {}.get)
+    monkeypatch.setenv("QAIHUB_CLIENT_INI", str(tmp_path / "none.ini"))
+    assert rb5().availability() == (False, "qai-hub is not installed: pip install -e '.[rb5]'")
+    assert rb5().toolchain()["qai-hub"] == "not installed"
+
+
+def test_missing_token_is_reported_before_any_call(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr("bench.devices.rb5.adapter.installed_version", {"qai-hub": "0.56.0"}.get)
     monkeypatch.setenv("QAIHUB_CLIENT_INI", str(tmp_path / "none.ini"))
     ok, reason = rb5().availability()
-    assert not ok and ("not installed" in reason or f"{tmp_path / 'none.ini'} not found" in reason)
+    assert not ok and reason.startswith(f"no AI Hub token: {tmp_path / 'none.ini'} not found")
 
 
 def test_session_chunks_caches_and_times_with_a_profile(hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,7 +142,7 @@ def test_session_chunks_caches_and_times_with_a_profile(hub, tmp_path: Path, mon
     device = rb5(aihub={"chunk_images": 3, "max_profiler_iterations": 50})
     artifact = device.compile(exported(path), tmp_path / "a")
     session = device.open(artifact)
-    assert session.chunk == 3 and session.host_timed is False
+    assert session.chunk == 3 and session.timing_source == "device_profiler"
     batches = [np.random.default_rng(i).normal(size=(1, 3, 16, 16)).astype(np.float32) for i in range(3)]
     results = session.infer_many(batches)
     host = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -195,11 +208,14 @@ def test_bench_run_through_aihub(small_demo: dict, tmp_path: Path) -> None:
     run_dir = next((tmp_path / "results").iterdir())
     record = load_run(run_dir)
     progress = record.manifest["progress"]["washer"]
-    assert progress["timing"]["host_timed"] is False and progress["timing"]["count"] == 40
+    assert progress["timing_source"] == "device_profiler" and progress["timing"]["count"] == 40
     assert [j["kind"] for j in progress["session"]["aihub_jobs"]] == ["inference", "inference", "profile"]
     timed = record.latency.query("phase == 'timed'")
     assert len(timed) == 40 and (timed["latency_ms"] == timed["device_ms"]).all()
+    assert timed["t_start_ns"].isna().all() and set(timed["timing_source"]) == {"device_profiler"}
     washer = record.metrics["categories"]["washer"]
+    assert washer["timing_source"] == "device_profiler" and washer["window_s"] is None
+    assert washer["p50_ms"] == pytest.approx(float(np.median(timed["device_ms"])))
     assert washer["energy_mj_per_inference"] is None and washer["gmac_per_j"] is None
     assert washer["energy_note"].startswith("Qualcomm AI Hub reports no power")
     details = record.manifest["model"]["categories"]["washer"]["artifact_details"]
@@ -217,6 +233,8 @@ def test_bench_run_on_a_board_over_adb_and_a_board_that_drops(small_demo: dict, 
     record = load_run(next((tmp_path / "results").iterdir()))
     timed = record.latency.query("phase == 'timed'")
     assert len(timed) >= 3 and np.allclose(timed["device_ms"], 3.15)
+    board = record.metrics["categories"]["washer"]  # qnn-net-run's execute time, not the adb round trips
+    assert board["timing_source"] == "device_clock" and board["p50_ms"] == pytest.approx(3.15)
     assert record.manifest["progress"]["washer"]["session"]["board"] == "rb5-lab-01"
     assert record.images["score"].notna().all()
     dropped = tmp_path / "dropped"

@@ -63,7 +63,7 @@ def test_empty_tables_keep_their_columns(tmp_path: Path) -> None:
     record = load_run(tmp_path / "empty")
     assert record.status == "failed" and record.manifest["error"] == "device lost"
     assert list(record.latency.columns) == ["category", "attempt", "phase", "t_start_ns", "t_end_ns", "latency_ms",
-                                            "device_ms"]
+                                            "device_ms", "timing_source"]
     assert record.images.empty
 
 
@@ -123,6 +123,40 @@ def test_reopen_appends_an_attempt_and_keeps_rows(tmp_path: Path) -> None:
     assert not (tmp_path / "r" / "images.jsonl").exists()
     with pytest.raises(BadInput, match="complete already"):
         RunWriter.reopen(tmp_path / "r", "resume")
+
+
+def test_manifest_changes_only_through_the_writer(tmp_path: Path) -> None:
+    writer = RunWriter.create(tmp_path, {**MANIFEST, "measurement": {"warmup": 10}}, "m")
+    writer.set_progress("cat", timing_source="device_clock")
+    writer.set_progress("cat", timed_attempt=0)
+    writer.set_section("measurement", power_status="unavailable")
+    writer.set_artifact("cat", "a" * 64, {"onnxruntime": "1.0"}, cached=True)
+    assert writer.progress("cat") == {"timing_source": "device_clock", "timed_attempt": 0}
+    assert writer.progress("dog") == {}
+    writer.progress("cat")["timed_attempt"] = 5  # a copy: the record is not changed through it
+    writer.finish("interrupted", error="stopped")
+    record = load_run(tmp_path / "m")
+    assert record.progress("cat") == {"timing_source": "device_clock", "timed_attempt": 0}
+    assert record.manifest["measurement"] == {"warmup": 10, "power_status": "unavailable"}
+    assert record.manifest["model"]["categories"]["cat"]["artifact_sha256"] == "a" * 64
+
+    again = RunWriter.reopen(tmp_path / "m", "resume", request={"device": "host"}, measurement={"warmup": 2})
+    assert again.attempt == 1 and again.progress("cat")["timed_attempt"] == 0
+    again.finish("complete", {})
+    manifest = load_run(tmp_path / "m").manifest
+    assert manifest["request"] == {"device": "host"} and manifest["measurement"] == {"warmup": 2}
+    assert manifest["attempts"][1]["measurement"] == {"warmup": 2} and "measurement" not in manifest["attempts"][0]
+
+
+def test_the_reader_does_not_import_the_writer() -> None:
+    """The writer reads the manifest it resumes through the reader; the reader needs nothing of the writer."""
+    import ast
+
+    import bench.records.reader
+
+    tree = ast.parse(Path(bench.records.reader.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "bench.records.writer" not in imported and "bench.records" not in imported
 
 
 KILLED_WRITER = textwrap.dedent(

@@ -19,7 +19,6 @@ from support.run_records import drift_of, swap_pairs
 from bench.cli import main
 from bench.metrics.summary import summarize
 from bench.records import RunWriter, load_run
-from bench.reports.html import ACCURACY_COLUMNS, EFFICIENCY_COLUMNS, LATENCY_COLUMNS, fmt
 
 NS = 1_000_000_000
 CATEGORIES = ("bottle", "cable")
@@ -103,32 +102,54 @@ def cell(html: str, run: str, key: str, category: str) -> str:
     return found.group(1)
 
 
+PERCENT = ("image_auroc", "image_ap", "image_f1_max", "pixel_auroc", "aupro")  # fractions shown in percent
+LATENCY = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "fps", "timed_inferences", "gmac_per_inference")
+# metrics.json figures set on jetson-2 (its bottle category and mean) and the text the report must show for them
+SHOWN = {"image_auroc": (0.987654, "98.77"), "image_ap": (0.5, "50.00"), "image_f1_max": (0.912345, "91.23"),
+         "pixel_auroc": (None, "n/a"), "aupro": (None, "n/a"), "p50_ms": (16.3456, "16.35"), "p90_ms": (17.0, "17.00"),
+         "p99_ms": (19.994, "19.99"), "mean_ms": (16.5, "16.50"), "fps": (60.6061, "60.61"),
+         "timed_inferences": (30, "30"), "gmac_per_inference": (2.201, "2.20"), "avg_power_w": (6.5, "6.50"),
+         "energy_mj_per_inference": (106.0759, "106.08"), "gmac_per_j": (20.75, "20.75")}
+
+
 def test_report_sections_and_numbers(results: Path, tmp_path: Path) -> None:
+    metrics_file = results / "jetson-2" / "metrics.json"
+    metrics = json.loads(metrics_file.read_text())
+    assert metrics["mean"]["energy_mj_per_inference"] is not None and metrics["mean"]["gmac_per_j"] is not None
+    for figures in (metrics["categories"]["bottle"], metrics["mean"]):
+        figures.update({key: value for key, (value, _) in SHOWN.items()})
+    metrics_file.write_text(json.dumps(metrics))
     out = tmp_path / "site" / "index.html"
     assert main(["report", str(results), "--out", str(out), "--max-drift", "0.2"]) == 0
     html = out.read_text()
     for table in ("runs", "drift-table", "efficiency-table", "emulated-table", "trends-table"):
         assert f'id="{table}"' in html
-    # every figure shown equals metrics.json, with the one formatting rule
+    text = {key: shown for key, (_, shown) in SHOWN.items()}
+    for key in (*PERCENT, *LATENCY, "energy_mj_per_inference"):
+        assert cell(html, "jetson-2", key, "bottle") == text[key], key
+    for key in PERCENT:
+        assert cell(html, "jetson-2", key, "mean") == text[key], key
+    efficiency = html[html.index('id="efficiency-table"'):html.index("</table>", html.index('id="efficiency-table"'))]
+    for key in ("gmac_per_inference", "p50_ms", "p90_ms", "p99_ms", "fps", "avg_power_w", "energy_mj_per_inference",
+                "gmac_per_j", "image_auroc"):
+        assert f'data-run="jetson-2" data-key="{key}" data-category="mean">{text[key]}<' in efficiency, key
+    # every other figure shown is its metrics.json value, rounded to two decimals (accuracy in percent)
     for run_dir in results.iterdir():
         record = load_run(run_dir)
         for category, figures in [*record.metrics["categories"].items(), ("mean", record.metrics["mean"])]:
-            for key, _, scale in ACCURACY_COLUMNS:
-                assert cell(html, record.run_id, key, category) == fmt(figures[key], scale)
-            if category != "mean":
-                for key, _, scale in LATENCY_COLUMNS:
-                    assert cell(html, record.run_id, key, category) == fmt(figures[key], scale)
-    jetson = load_run(results / "jetson-2").metrics["mean"]
-    for key, _, scale in EFFICIENCY_COLUMNS:
-        if key != "params":
-            assert cell(html, "jetson-2", key, "mean") == fmt(jetson[key], scale)
-    assert jetson["energy_mj_per_inference"] is not None and jetson["gmac_per_j"] is not None
+            keys = PERCENT if category == "mean" else (*PERCENT, *LATENCY)
+            for key in keys:
+                shown, value = cell(html, record.run_id, key, category), figures[key]
+                if value is None:
+                    assert shown == "n/a", (record.run_id, category, key)
+                else:
+                    scale = 100 if key in PERCENT else 1
+                    assert abs(float(shown) - value * scale) <= 0.005 + 1e-9, (record.run_id, category, key)
     # emulated runs are kept out of the efficiency ranking
-    efficiency = html[html.index('id="efficiency-table"'):html.index("</table>", html.index('id="efficiency-table"'))]
     assert "imx500-emu" not in efficiency and "jetson-2" in efficiency
     # verdicts: jetson within the gate, the noisy emulated IMX500 not
     verdicts = html[html.index('id="verdicts"'):html.index("</ul>", html.index('id="verdicts"'))]
-    assert verdicts.count("within the 0.20-point gate") >= 2 and "EXCEEDS the 0.20-point gate" in verdicts
+    assert verdicts.count("within the 0.20-point gate") == 2 and verdicts.count("EXCEEDS the 0.20-point gate") == 1
     # trends: the slower second jetson run is flagged
     assert "p50 latency +" in html
     assert html.count("data:image/png;base64,") >= 4 and "http://" not in html and "https://" not in html

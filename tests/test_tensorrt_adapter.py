@@ -15,23 +15,25 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 import yaml
 from conftest import run_cli
 from fake_boards import NVPMODEL, fake_command, fake_ina3221, fake_jetson
-from onnx import TensorProto, helper, numpy_helper
+from support.extras import need
 from tiny_model import write_tiny_onnx
 
-from bench.devices.base import DeviceProfile, ExportedModel
-from bench.devices.cache import cache_key, compiled_artifact
-from bench.devices.tensorrt import TensorRTDevice
-from bench.devices.tensorrt_build import EngineBuildFailed, fp16_mode, parse_version
-from bench.devices.tensorrt_session import EngineLoadFailed
-from bench.errors import BadInput
-from bench.records import load_run
-from bench.util import file_sha256
+onnx = need("export", "onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from bench.devices.base import DeviceProfile, ExportedModel  # noqa: E402
+from bench.devices.cache import cache_key, compiled_artifact  # noqa: E402
+from bench.devices.tensorrt.adapter import TensorRTDevice  # noqa: E402
+from bench.devices.tensorrt.build import EngineBuildFailed, fp16_mode, parse_version  # noqa: E402
+from bench.devices.tensorrt.session import EngineLoadFailed  # noqa: E402
+from bench.errors import BadInput  # noqa: E402
+from bench.records import load_run  # noqa: E402
+from bench.util import file_sha256  # noqa: E402
 
 FAKES = Path(__file__).parent / "fakes" / "trt_site"
 
@@ -87,7 +89,7 @@ def exported(path: Path) -> ExportedModel:
 
 
 def device(tmp_path: Path, **runtime: object) -> TensorRTDevice:
-    profile = DeviceProfile(name="jetson", kind="jetson", precision="fp16", source=tmp_path / "jetson.yaml",
+    profile = DeviceProfile(name="jetson", kind="tensorrt", precision="fp16", source=tmp_path / "jetson.yaml",
                             runtime={"system_root": str(tmp_path / "no-board"), "timing_cache":
                                      str(tmp_path / "timing.cache"), **runtime})
     return TensorRTDevice(profile)
@@ -126,6 +128,7 @@ def test_tensorrt_10_builds_fp16_with_the_builder_flag_and_reuses_the_timing_cac
 
 
 def test_tensorrt_11_builds_a_strongly_typed_network_from_an_fp16_onnx(fake_trt, tmp_path: Path) -> None:
+    need("emulate", "onnxconverter_common")  # makes the FP16 ONNX (also in the jetson and tensorrt extras)
     fake_trt("11.4.0.106")
     import tensorrt
 
@@ -169,7 +172,7 @@ def test_no_cuda_device_is_reported_not_crashed(fake_trt, tmp_path: Path) -> Non
         dev.compile(exported(conv_onnx(tmp_path / "m.onnx")), tmp_path / "a")
     import tensorrt
 
-    from bench.devices.tensorrt_build import BuildSettings, build_engine
+    from bench.devices.tensorrt.build import BuildSettings, build_engine
 
     with pytest.raises(EngineBuildFailed, match="CUDA initialization failure with error: 35"):
         build_engine(tensorrt, tmp_path / "m.onnx", tmp_path / "e.engine", BuildSettings())
@@ -243,8 +246,9 @@ def test_environment_on_a_jetson_records_power_mode_and_warns(fake_trt, tmp_path
     assert env["settings"]["fp16_mode"] == "builder_flag"
     assert any("the profile expects MAXN_SUPER" in w for w in env["warnings"])
     assert any("jetson_clocks is off" in w for w in env["warnings"])
-    off_board = device(tmp_path).environment()
+    off_board = device(tmp_path, expected_power_mode="MAXN_SUPER").environment()
     assert off_board["jetson"] is None and any("not a Jetson" in w for w in off_board["warnings"])
+    assert device(tmp_path).environment()["warnings"] == []  # a desktop GPU's profile expects no power mode
 
 
 # ------------------------------------------------------------------ a whole run on a fake Jetson

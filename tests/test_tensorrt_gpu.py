@@ -15,7 +15,7 @@ import pytest
 from conftest import run_cli
 from test_tensorrt_adapter import conv_onnx, exported
 
-from bench.devices.fp16 import FP16_TOLERANCE
+from bench.devices.emulation.fp16 import FP16_TOLERANCE
 from bench.devices.profiles import load_profile
 from bench.devices.registry import create_device
 from bench.records import load_run

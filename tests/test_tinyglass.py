@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.extras import need
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("torchvision")
+torch = need("export", "torch")
+need("export", "torchvision")
 
 from bench.data.preprocess import Recipe, preprocess_image, preprocess_mask, tensor_sha256  # noqa: E402
 from bench.errors import BadInput  # noqa: E402
@@ -248,7 +249,7 @@ def test_official_checkpoints_run_end_to_end_host_emulated_imx500_and_report(off
     """The checkpoints the official trainer wrote, in the released layout, through the harness: the host run
     reproduces GLASS._predict image by image, the emulated IMX500 run completes on the same inputs with its
     calibration and saturation recorded, and the report covers both."""
-    pytest.importorskip("model_compression_toolkit")
+    need("imx500", "model_compression_toolkit")
     from conftest import run_cli
 
     from bench.records import load_run

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from support.extras import need
 
 
 def write_tiny_onnx(path: Path, size: int = 16) -> Path:
-    import onnx
-    from onnx import TensorProto, helper
+    onnx = need("export", "onnx")
+    TensorProto, helper = onnx.TensorProto, onnx.helper
 
     cell = size // 4
     nodes = [

@@ -7,13 +7,18 @@ runner's.
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import numpy as np
+
+from bench.devices.settings import from_section
+from bench.errors import BadInput
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,8 @@ class ExportedModel:
     ``module`` and ``representative`` are set on the host only, for toolchains that start from
     the PyTorch module (MCT quantization for the IMX500): the module, and a callable giving the
     representative input tensors (normal training images). The device side never needs them.
+    ``module_revision`` is the source revision of the module's model code, so an edit to it
+    rebuilds what such toolchains compiled.
     """
 
     onnx_path: Path
@@ -36,6 +43,7 @@ class ExportedModel:
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # preprocessing (mean, std)
     calibration: dict[str, Any] | None = field(default=None, compare=False)  # which representative set, recorded
     tpc_version: str | None = None  # INT8 target platform capabilities the calibration asks for (None: default)
+    module_revision: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,14 +64,19 @@ class InferenceResult:
     device_ms: float | None = None
 
 
+ROLES = ("reference", "device")
+
+
 @dataclass(frozen=True)
 class DeviceProfile:
-    """One lab device, from ``devices/<name>.yaml``."""
+    """One lab device, from ``devices/<name>.yaml``. ``kind`` names its family; ``role`` says whether its
+    runs are the reference that device runs are paired with."""
 
     name: str
     kind: str
     precision: str
     description: str = ""
+    role: str = "device"
     runtime: dict[str, Any] = field(default_factory=dict)
     power: dict[str, Any] = field(default_factory=dict)
     location: dict[str, Any] = field(default_factory=dict)
@@ -100,11 +113,7 @@ class Session(ABC):
 
     chunk: int = 1
     timing_source: str = "host_clock"
-
-    @property
-    def host_timed(self) -> bool:
-        """False when timing comes from ``device_timing`` rather than calls the host times."""
-        return self.timing_source != "device_profiler"
+    _closed: bool = False
 
     @abstractmethod
     def infer(self, batch: np.ndarray) -> InferenceResult:
@@ -119,27 +128,50 @@ class Session(ABC):
         return {}
 
     def device_timing(self, pool: list[np.ndarray], count: int) -> DeviceTiming:
-        """At least ``count`` inferences on ``pool`` timed by the device itself (``host_timed`` False only)."""
+        """At least ``count`` inferences on ``pool`` timed by the device's profiler (``device_profiler`` sessions)."""
         raise NotImplementedError(f"{type(self).__name__} is timed on the host")
 
     @abstractmethod
+    def _close(self) -> None:
+        """Release the runtime; called once, by close()."""
+
     def close(self) -> None:
-        """Release the runtime; the session is unusable afterwards."""
+        """Release the runtime; the session is unusable afterwards. A second close does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        self._close()
 
     def __enter__(self) -> Session:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        """Close; when the body failed, a failing close is reported on stderr so it cannot mask that failure."""
+        if exc is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except Exception as error:
+            print(f"warning: closing the {type(self).__name__} failed after an earlier error: {error}",
+                  file=sys.stderr)
 
 
 class Device(ABC):
-    """An adapter for one kind of device, configured by a profile."""
+    """An adapter for one device family, configured by a profile.
 
-    kind: str = ""
+    ``settings`` is the profile's ``runtime`` section read into the family's typed settings (unknown
+    keys refused, defaults filled in); the artifact cache keys on its resolved value.
+    """
 
     def __init__(self, profile: DeviceProfile) -> None:
+        from bench.devices.registry import family  # the registry imports this module
+
         self.profile = profile
+        self.settings: Any = from_section(family(profile.kind).settings, profile.runtime,
+                                          f"{profile.source}: runtime")
+        self._availability: tuple[bool, str] | None = None
 
     @abstractmethod
     def toolchain(self) -> dict[str, str]:
@@ -149,9 +181,23 @@ class Device(ABC):
     def compile(self, exported: ExportedModel, workdir: Path) -> Artifact:
         """Turn the exported model into what the device runs, written under ``workdir``."""
 
-    @abstractmethod
     def open(self, artifact: Artifact) -> Session:
-        """Load an artifact for inference."""
+        """Load an artifact for inference, once ``availability()`` says this machine can (checked once)."""
+        self.require_available()
+        return self._open(artifact)
+
+    @abstractmethod
+    def _open(self, artifact: Artifact) -> Session:
+        """Load an artifact for inference; the device is known to be available."""
+
+    def require_available(self) -> None:
+        """Raise one line naming the profile and what is missing unless ``availability()`` says ok; it is
+        asked once per device object."""
+        if self._availability is None:
+            self._availability = self.availability()
+        ok, reason = self._availability
+        if not ok:
+            raise BadInput(f"{self.profile.source}: device '{self.profile.name}' cannot run here: {reason}")
 
     @abstractmethod
     def environment(self) -> dict[str, Any]:
@@ -178,7 +224,22 @@ class Device(ABC):
         """True when the device's numerics run on the host: accuracy and drift only, no device timing."""
         return False
 
+    @property
+    def role(self) -> str:
+        """The profile's role; an emulated device is never the reference."""
+        return "device" if self.emulated else self.profile.role
+
+    def compiler_revision(self) -> str:
+        """Source revision of the harness code that compiles this device's artifacts."""
+        from bench.devices.registry import family
+
+        return family(self.profile.kind).compiler_revision()
+
+    def artifact_settings(self) -> dict[str, Any]:
+        """Everything from the profile that shapes the artifact, defaults resolved: part of its cache key."""
+        return {"precision": self.profile.precision, "runtime": asdict(self.settings)}
+
     def describe(self) -> dict[str, Any]:
         """The manifest's device section."""
-        return {"profile": self.profile.name, "kind": self.profile.kind, "emulated": self.emulated,
-                "precision": self.profile.precision, "environment": self.environment()}
+        return {"profile": self.profile.name, "kind": self.profile.kind, "role": self.role,
+                "emulated": self.emulated, "precision": self.profile.precision, "environment": self.environment()}

@@ -6,7 +6,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.devices.base import DeviceProfile
+from bench.devices.base import ROLES, DeviceProfile
+from bench.errors import BadInput
 from bench.paths import devices_dir
 from bench.yamlfiles import load_named, names_in
 
@@ -31,11 +32,15 @@ def profile_names(folder: Path | None = None) -> list[str]:
 
 def load_profile(name: str, folder: Path | None = None) -> DeviceProfile:
     data, path = load_named(folder or devices_dir(), "device", name, REQUIRED)
+    role = data.get("role", "device")
+    if role not in ROLES:
+        raise BadInput(f"{path}: role '{role}' is not one of {', '.join(ROLES)}")
     return DeviceProfile(
         name=data["name"],
         kind=data["kind"],
         precision=data["precision"],
         description=data.get("description", ""),
+        role=role,
         runtime=data.get("runtime") or {},
         power=data.get("power") or {},
         location=data.get("location") or {},

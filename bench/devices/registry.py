@@ -1,7 +1,7 @@
-"""Adapter registry: profile ``kind`` -> adapter class, imported only when used.
+"""The device families, one line per package: profile ``kind`` -> the package exporting ``FAMILY``.
 
-Lazy imports keep a lean install working: a Jetson's TensorRT is never imported on the
-host, and vice versa.
+A family's package imports nothing heavy, so listing and doctoring profiles works on a lean
+install; its adapter and runtime are imported only when a device of the family is created.
 """
 
 from __future__ import annotations
@@ -9,35 +9,32 @@ from __future__ import annotations
 import importlib
 
 from bench.devices.base import Device, DeviceProfile
+from bench.devices.family import DeviceFamily
 from bench.errors import BadInput
 
-ADAPTERS: dict[str, str] = {
-    "host": "bench.devices.host:HostDevice",
-    "imx500": "bench.devices.imx500:IMX500Device",
-    "jetson": "bench.devices.tensorrt:TensorRTDevice",
-    "rb5": "bench.devices.rb5:RB5Device",
-    "tensorrt": "bench.devices.tensorrt:TensorRTDevice",
+FAMILIES: dict[str, str] = {
+    "host": "bench.devices.host",
+    "tensorrt": "bench.devices.tensorrt",
+    "imx500": "bench.devices.imx500",
+    "rb5": "bench.devices.rb5",
 }
 
 
-def adapter_class(kind: str) -> type[Device]:
-    if kind not in ADAPTERS:
-        raise BadInput(f"adapter kind '{kind}' is not built in this version (built: {', '.join(sorted(ADAPTERS))})")
-    module_name, _, attr = ADAPTERS[kind].partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise BadInput(f"adapter '{kind}' cannot load here: {exc}") from exc
-    return getattr(module, attr)
+def family_names() -> list[str]:
+    return sorted(FAMILIES)
+
+
+def family(name: str) -> DeviceFamily:
+    """The family a profile's ``kind`` names."""
+    if name not in FAMILIES:
+        raise BadInput(f"device kind '{name}' is not built in this version (built: {', '.join(family_names())})")
+    return importlib.import_module(FAMILIES[name]).FAMILY
 
 
 def create_device(profile: DeviceProfile, emulate: bool = False) -> Device:
     """The profile's adapter, or with ``emulate`` its numerics on the host (no device needed)."""
     if emulate:
-        if not profile.emulation:
-            raise BadInput(f"{profile.source}: device '{profile.name}' has no emulation section; --emulate "
-                           f"needs one (numerics: fp16 or int8_mct)")
-        from bench.devices.emulated import EmulatedDevice
+        from bench.devices.emulation.device import EmulatedDevice
 
         return EmulatedDevice(profile)
-    return adapter_class(profile.kind)(profile)
+    return family(profile.kind).adapter_class()(profile)

@@ -20,10 +20,11 @@ Choices worth knowing when comparing numbers with other tools:
   pixels scoring at or above it; FPR is the fraction of all normal pixels at or above it. The curve
   starts at (0, 0), visits every distinct threshold, and is integrated with the trapezoid rule up to
   ``fpr_limit``, interpolating linearly at the limit. With ``normalize=True`` the area is divided by
-  ``fpr_limit`` (the MVTec/anomalib convention), so a perfect detector scores 1.0. Some papers instead
-  min-max rescale the truncated FPR axis of a fixed threshold grid to [0, 1] before integrating; that
-  stretches the curve by a grid-dependent factor and its numbers are not directly comparable. That
-  convention is offered as :func:`aupro_grid_minmax` for comparison with such papers.
+  ``fpr_limit`` (as MVTec's evaluation code and anomalib 2.7 do), so a perfect detector scores 1.0. Many
+  papers instead copy CFlow-AD's PRO loop: a fixed threshold grid whose truncated FPR axis is min-max
+  rescaled to [0, 1] before integrating. That stretches the curve by a grid-dependent factor, so its
+  numbers are not directly comparable; :func:`aupro_grid_minmax` follows that convention, not its exact
+  figures.
 * Degenerate inputs raise ``ValueError`` instead of returning NaN: a test split with one class only,
   or pixel metrics on masks without any anomalous region, is a configuration problem that callers
   should report as "metric not available".
@@ -293,14 +294,17 @@ def aupro(masks: ArrayLike, maps: ArrayLike, fpr_limit: float = 0.3, normalize: 
 
 
 def aupro_grid_minmax(masks: ArrayLike, maps: ArrayLike, fpr_limit: float = 0.3, steps: int = 200) -> float:
-    """AUPRO as the widely copied PaDiM/CFlow-AD evaluation code computes it, for comparison with papers.
+    """AUPRO on a threshold grid with a min-max rescaled FPR axis, to set beside papers that use that convention.
 
-    PRO and FPR are taken at ``steps`` evenly spaced thresholds between the maps' maximum and
-    minimum, points with FPR >= ``fpr_limit`` are dropped, the remaining FPRs are divided by their
-    maximum (a min-max rescaling of the truncated axis, as the lowest kept FPR is 0 at the top
-    threshold) and the curve is integrated with the trapezoid rule. Because the last kept FPR is
-    below the limit by a grid-dependent amount, this stretches the curve: its values are usually a
-    little higher than :func:`aupro`'s and depend on ``steps``. Use :func:`aupro` for new results.
+    The convention is that of the PRO loop in CFlow-AD (taken from DFR) and its many copies, not their
+    exact figures. Here PRO and FPR are taken at ``steps`` evenly spaced thresholds from the maps'
+    maximum down to their minimum, both included, a pixel counting as anomalous when ``score >=
+    threshold``; points with FPR >= ``fpr_limit`` are dropped, the kept FPRs are min-max rescaled to
+    [0, 1] and the curve is integrated with the trapezoid rule. CFlow-AD's loop instead takes the
+    thresholds max - k (max - min) / steps for k < steps, counts ``score > threshold`` and keeps FPR <=
+    the limit, which moves its figures by a fraction of a point. Because the last kept FPR is
+    below the limit by a grid-dependent amount, rescaling stretches the curve: values depend on ``steps``
+    and usually run a little higher than :func:`aupro`'s. Use :func:`aupro` for new results.
     """
     neg, pos, weights, n_regions = _pro_inputs(masks, maps, fpr_limit, "aupro_grid_minmax")
     order = np.argsort(pos, kind="stable")
@@ -313,7 +317,7 @@ def aupro_grid_minmax(masks: ArrayLike, maps: ArrayLike, fpr_limit: float = 0.3,
     pro = tail_weight[np.searchsorted(pos_asc, thresholds, side="left")] / n_regions
     keep = fpr < fpr_limit
     fpr, pro = fpr[keep], pro[keep]
-    if fpr.size < 2 or fpr.max() == 0:
-        raise ValueError("aupro_grid_minmax: fewer than two grid points below the FPR limit")
-    fpr = fpr / fpr.max()
+    if fpr.size < 2 or fpr.max() == fpr.min():
+        raise ValueError("aupro_grid_minmax: fewer than two distinct grid FPRs below the FPR limit")
+    fpr = (fpr - fpr.min()) / (fpr.max() - fpr.min())
     return float(np.sum((fpr[1:] - fpr[:-1]) * (pro[1:] + pro[:-1]) / 2))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bench.metrics.latency import timed_rows
+from bench.metrics.latency import DEVICE_PROFILER, timed_rows, timing_source
 
 NO_SAMPLES_NOTE = "no power samples in the timed window"
 
@@ -66,8 +66,11 @@ def _check_window(start_ns: int, end_ns: int) -> float:
     return (int(end_ns) - int(start_ns)) / 1e9
 
 
-def _integrate_trace(t: np.ndarray, w: np.ndarray, window_s: float, max_gap_s: float | None) -> tuple[float, float]:
-    """Trapezoid energy over [0, window_s] ∩ [t[0], t[-1]] and the seconds of it not inside a gap."""
+def _integrate_trace(t: np.ndarray, w: np.ndarray, window_s: float, max_gap_s: float) -> tuple[float, float]:
+    """Trapezoid energy over [0, window_s] ∩ [t[0], t[-1]] and the seconds of it not inside a gap.
+
+    Samples outside the window only serve to interpolate the power at its edges; where the window runs
+    past the first or last sample that part is left out, not extrapolated."""
     if t.size < 2:
         return 0.0, 0.0
     lo, hi = max(0.0, float(t[0])), min(window_s, float(t[-1]))
@@ -77,8 +80,6 @@ def _integrate_trace(t: np.ndarray, w: np.ndarray, window_s: float, max_gap_s: f
     y = np.interp(x, t, w)
     dx = np.diff(x)
     joules = float(np.sum(dx * (y[:-1] + y[1:]) / 2.0))
-    if max_gap_s is None:
-        return joules, float(hi - lo)
     segment = np.searchsorted(t, x[:-1], side="right") - 1
     sampled = (t[segment + 1] - t[segment]) <= max_gap_s
     return joules, float(np.sum(dx[sampled]))
@@ -98,19 +99,6 @@ def _longest_gap(t: np.ndarray, window_s: float) -> float:
     overlapping = (t[:-1] < window_s) & (t[1:] > 0.0)
     interior = float(steps[overlapping].max()) if overlapping.any() else 0.0
     return max(lead, trail, interior)
-
-
-def integrate(t_ns: np.ndarray | Sequence[int], watts: np.ndarray | Sequence[float], start_ns: int, end_ns: int,
-              ) -> tuple[float, float]:
-    """Joules over exactly [start_ns, end_ns] and the seconds of it that the samples span.
-
-    Samples outside the window only serve to interpolate the power at its edges. Where the
-    window runs past the first or last sample that part is left out, not extrapolated, so
-    the joules cover only the returned seconds.
-    """
-    window_s = _check_window(start_ns, end_ns)
-    t, w = _trace(t_ns, watts, start_ns)
-    return _integrate_trace(t, w, window_s, None)
 
 
 def _rail_watts(rows: pd.DataFrame) -> np.ndarray:
@@ -203,8 +191,9 @@ def energy_over_window(
 
 
 def timed_window(latency: pd.DataFrame, category: str, attempt: int | None) -> tuple[int, int, int] | None:
-    """(first t_start_ns, last t_end_ns, count) of the category's timed rows: the span the energy is over."""
+    """(first t_start_ns, last t_end_ns, count) of the category's timed rows on the host clock: the span the
+    energy is over. None without timed rows, or for a profiler's rows, which have no host timestamps."""
     rows = timed_rows(latency, category, attempt)
-    if rows.empty:
+    if rows.empty or timing_source(rows) == DEVICE_PROFILER:
         return None
     return int(rows["t_start_ns"].min()), int(rows["t_end_ns"].max()), len(rows)

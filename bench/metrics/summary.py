@@ -10,8 +10,11 @@ import pandas as pd
 
 from bench.metrics.accuracy import aupro, average_precision, f1_max, image_auroc, pixel_auroc
 from bench.metrics.energy import energy_over_window, timed_window
-from bench.metrics.latency import latency_summary, timed_rows
+from bench.metrics.latency import DEVICE_PROFILER, latency_summary, timed_rows
 from bench.power import NO_METER_REASON
+
+PROFILER_ENERGY_NOTE = ("not available: the device's profiler timed these inferences, so there is no timed window "
+                        "on the host clock to integrate power over")
 
 MEAN_KEYS = ("image_auroc", "image_ap", "image_f1_max", "pixel_auroc", "aupro", "p50_ms", "p90_ms", "p99_ms",
              "mean_ms", "fps", "energy_mj_per_inference", "avg_power_w", "gmac_per_inference", "gmac_per_j")
@@ -65,13 +68,17 @@ def _pixel_level(maps: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]
 
 
 def _efficiency(power: pd.DataFrame | None, rails: Sequence[str] | None, idle_power_w: float | None,
-                window: tuple[int, int, int] | None, gmac: float | None,
+                window: tuple[int, int, int] | None, source: str | None, gmac: float | None,
                 no_meter_note: str | None = None) -> dict[str, Any]:
-    """Energy over exactly the timed window; without a meter or samples the figures are null with the reason."""
+    """Energy over exactly the timed window on the host clock (for device-clock rows too: the device's
+    own times have no position on the power meter's clock); without a meter, samples or a host window
+    the figures are null with the reason."""
     empty = {"energy_mj_per_inference": None, "avg_power_w": None, "gmac_per_inference": gmac, "gmac_per_j": None,
              "energy_complete": False, "power_coverage": None, "idle_power_w": None}
     if not rails or power is None:
         return {**empty, "energy_note": no_meter_note or NO_METER_REASON}
+    if source == DEVICE_PROFILER:
+        return {**empty, "energy_note": PROFILER_ENERGY_NOTE}
     if window is None:
         return {**empty, "energy_note": "no timed inferences"}
     start, end, count = window
@@ -109,12 +116,16 @@ def summarize(
             **_image_level(cat_images),
             **_pixel_level(maps.get(category, {}), masks.get(category)),
             **lat,
-            **_efficiency(power, rails, idle_power_w, timed_window(latency, category, attempt), gmac,
-                          no_meter_note),
+            **_efficiency(power, rails, idle_power_w, timed_window(latency, category, attempt),
+                          lat["timing_source"], gmac, no_meter_note),
         }
     mean: dict[str, Any] = {}
     for key in MEAN_KEYS:
         values = [c[key] for c in categories.values() if c.get(key) is not None]
         mean[key] = float(np.mean(values)) if values and len(values) == len(categories) else None
+    sources = {c["timing_source"] for c in categories.values()}
+    mean["timing_source"] = sources.pop() if len(sources) == 1 else None
     return {"categories": categories, "mean": mean,
-            "notes": {"mean": "unweighted mean over categories; null unless every category has the figure"}}
+            "notes": {"mean": "unweighted mean over categories; null unless every category has the figure",
+                      "latency": "p50/p90/p99/mean and fps from each category's timing_source: the host clock "
+                                 "around each call, else the device's own latency (device_ms)"}}

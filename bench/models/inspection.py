@@ -24,8 +24,8 @@ def inspect_model(card: ModelCard, batch: int = 1) -> dict[str, Any]:
     require_torch()
     import torch
 
+    from bench.devices.deployability import lint
     from bench.models.complexity import graph_complexity, torch_macs
-    from bench.models.deployability import lint
 
     torch.manual_seed(0)
     model = family(card.family).build(None).eval()
@@ -56,6 +56,8 @@ def inspect_model(card: ModelCard, batch: int = 1) -> dict[str, Any]:
 
 
 def format_model_report(report: dict[str, Any]) -> str:
+    from bench.devices.deployability import target_label
+
     lines = [
         f"{report['model']} ({report['family']}), input {report['input_shape']}",
         f"params: {report['params']['torch_module']:,} (module), {report['params']['graph']:,} (graph)",
@@ -64,12 +66,13 @@ def format_model_report(report: dict[str, Any]) -> str:
         "ops:    " + ", ".join(f"{op} {n}" for op, n in sorted(report["ops"].items())),
     ]
     for target, findings in report["deployability"].items():
+        label = target_label(target)
         if not findings:
-            lines.append(f"{target}: ok")
+            lines.append(f"{label}: ok")
         groups: dict[tuple[str, str], list[dict]] = {}
         for f in findings:
             groups.setdefault((f["severity"], f["op_type"]), []).append(f)
         for (severity, op), items in sorted(groups.items()):
             more = f" (and {len(items) - 1} more)" if len(items) > 1 else ""
-            lines.append(f"{target}: {severity} {op} at {items[0]['node']}{more}: {items[0]['message']}")
+            lines.append(f"{label}: {severity} {op} at {items[0]['node']}{more}: {items[0]['message']}")
     return "\n".join(lines)

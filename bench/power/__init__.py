@@ -45,7 +45,7 @@ LIVE_METERS = ("ina3221", "jtop", "rapl", "nvml")
 DEFAULT_RATE_HZ = 20.0
 
 __all__ = ["DEFAULT_RATE_HZ", "LIVE_METERS", "METERS", "NO_METER_REASON", "MeterUnavailable", "PowerMeter",
-           "Sampler", "check_meter", "meter_name", "open_meter", "open_sampler", "open_trace", "rate_hz"]
+           "Sampler", "check_meter", "max_failures", "meter_name", "open_meter", "open_trace", "rate_hz"]
 
 
 def meter_name(power: dict[str, Any]) -> str:
@@ -111,18 +111,12 @@ def open_meter(power: dict[str, Any]) -> PowerMeter | None:
     return None
 
 
-def open_sampler(power: dict[str, Any]) -> Sampler | None:
-    """A sampler for the profile's live meter (not started); one with status "unavailable" and the
-    reason when the meter cannot be opened; None when the profile has no live meter."""
-    if meter_name(power) not in LIVE_METERS:
-        return None
-    rate = rate_hz(power)
-    max_failures = int(power.get("max_failures", DEFAULT_MAX_FAILURES))
-    try:
-        meter = open_meter(power)
-    except MeterUnavailable as exc:
-        return Sampler.unavailable(str(exc), rate)
-    return Sampler(meter, rate, max_failures=max_failures)
+def max_failures(power: dict[str, Any]) -> int:
+    """Failed reads in a row before the sampler gives up: the profile's ``max_failures``, or the default."""
+    value = power.get("max_failures", DEFAULT_MAX_FAILURES)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BadInput(f"power max_failures must be a whole number of at least 1, got {value!r}")
+    return value
 
 
 def open_trace(power: dict[str, Any], path: str | Path | None = None) -> CsvTrace:

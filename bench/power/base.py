@@ -2,7 +2,7 @@
 
 A meter answers ``read()`` with one instantaneous sample per rail, stamped with
 ``bench.clock.now_ns`` so power lines up with the latency rows. The ``Sampler`` calls it at the
-profile's rate on its own thread between ``start()`` and ``stop()``, which the runner places
+profile's rate on its own thread between ``start()`` and ``stop()``, which the measure step places
 around exactly the timed window. Both calls also take one sample themselves, so the energy
 integrator always has samples on either side of the window's edges.
 
@@ -77,13 +77,11 @@ class Sampler:
 
     ``status`` is "ok" when every read succeeded, "dropped" when some read failed (``dropouts``
     says when and why; ``gave_up`` whether sampling stopped for good) and "unavailable" when the
-    meter could not be opened or never gave a sample. Rows taken before a dropout are kept.
+    meter never gave a sample. Rows taken before a dropout are kept.
     """
 
-    def __init__(self, meter: PowerMeter | None, rate_hz: float, *, max_failures: int = DEFAULT_MAX_FAILURES,
-                 stop_timeout_s: float = 5.0, unavailable_reason: str | None = None) -> None:
-        if meter is None and unavailable_reason is None:
-            raise ValueError("a Sampler without a meter needs the reason it is unavailable")
+    def __init__(self, meter: PowerMeter, rate_hz: float, *, max_failures: int = DEFAULT_MAX_FAILURES,
+                 stop_timeout_s: float = 5.0) -> None:
         if not (isinstance(rate_hz, int | float) and math.isfinite(rate_hz) and rate_hz > 0):
             raise BadInput(f"power rate_hz must be a positive number, got {rate_hz!r}")
         if max_failures < 1:
@@ -93,7 +91,6 @@ class Sampler:
         self.max_failures = int(max_failures)
         self._period_ns = max(1, round(1e9 / self.rate_hz))
         self._stop_timeout_s = stop_timeout_s
-        self._unavailable_reason = unavailable_reason
         self._rows: list[Row] = []
         self._dropouts: list[dict[str, Any]] = []
         self._consecutive = 0
@@ -104,22 +101,15 @@ class Sampler:
         self._thread: threading.Thread | None = None
         self._started = False
 
-    @classmethod
-    def unavailable(cls, reason: str, rate_hz: float = 1.0) -> Sampler:
-        """A sampler for a meter that could not be opened: no rows, status "unavailable", the reason kept."""
-        return cls(None, rate_hz, unavailable_reason=reason)
-
     @property
     def rails(self) -> list[str]:
-        return list(self.meter.rails) if self.meter is not None else []
+        return list(self.meter.rails)
 
     def start(self) -> None:
         """Take one sample now (before the window opens), then keep sampling in the background."""
         if self._started:
             raise RuntimeError("a Sampler covers one window; make a new one for the next")
         self._started = True
-        if self.meter is None:
-            return
         self._sample()
         if not self._gave_up:
             self._thread = threading.Thread(target=self._run, name="power-sampler", daemon=True)
@@ -128,9 +118,6 @@ class Sampler:
     def stop(self) -> None:
         """Stop the thread, then take one sample now (after the window closed); safe to call twice."""
         if not self._started or self._window_closed:
-            return
-        if self.meter is None:
-            self._window_closed = True
             return
         self._stop_event.set()
         if self._thread is not None:
@@ -147,8 +134,7 @@ class Sampler:
     def close(self) -> None:
         """Stop sampling if needed and release the meter."""
         self.stop()
-        if self.meter is not None:
-            self.meter.close()
+        self.meter.close()
 
     def __enter__(self) -> Sampler:
         return self
@@ -173,7 +159,7 @@ class Sampler:
     @property
     def status(self) -> Status:
         with self._lock:
-            if self.meter is None or (self._dropouts and not self._rows):
+            if self._dropouts and not self._rows:
                 return "unavailable"
             return "dropped" if self._dropouts else "ok"
 
@@ -184,8 +170,6 @@ class Sampler:
         with self._lock:
             if status == "ok":
                 return None
-            if self.meter is None:
-                return self._unavailable_reason
             first, count = self._dropouts[0], len(self._dropouts)
             if status == "unavailable":
                 return f"power meter gave no sample: {first['error']}"
@@ -210,7 +194,6 @@ class Sampler:
                 next_ns += (late // self._period_ns + 1) * self._period_ns
 
     def _sample(self) -> None:
-        assert self.meter is not None
         try:
             rows = self.meter.read()
         except Exception as exc:  # any meter failure is a recorded dropout, never a crashed run

@@ -13,12 +13,12 @@ import pyarrow.parquet as pq
 
 from bench.errors import BadInput
 from bench.records.journal import read_journal, to_frame
+from bench.records.layout import MANIFEST, map_file
 from bench.records.schema import SCHEMA_VERSION, TABLES
-from bench.records.writer import map_file
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "manifest.json"
+    path = run_dir / MANIFEST
     if not path.exists():
         raise BadInput(f"{run_dir}: not a run record (no manifest.json)")
     try:
@@ -50,6 +50,10 @@ class RunRecord:
     @property
     def status(self) -> str:
         return self.manifest["status"]
+
+    def progress(self, category: str) -> dict[str, Any]:
+        """What the record says is done for a category and how it was measured (empty when nothing is)."""
+        return dict(self.manifest.get("progress", {}).get(category, {}))
 
     def maps(self, category: str) -> dict[str, np.ndarray]:
         """Anomaly maps of one category keyed by image_id (empty when the model has none)."""

@@ -24,7 +24,10 @@ IMAGES = pa.schema(
 
 # ``category`` and ``attempt`` extend the contract's columns: a run times every category on its
 # own session, and a resumed run (attempt 1, 2, ...) must not mix its timed window with the
-# interrupted one's.
+# interrupted one's. ``timing_source`` is the session's authoritative clock (a key of
+# bench.devices.base.TIMING_SOURCES): host_clock rows are timed around each call, device_clock rows
+# also carry the device's own ``device_ms``, and device_profiler rows hold the profiler's figures
+# with null timestamps, since the host timed nothing.
 LATENCY = pa.schema(
     [
         ("category", pa.string()),
@@ -34,6 +37,7 @@ LATENCY = pa.schema(
         ("t_end_ns", pa.int64()),
         ("latency_ms", pa.float64()),
         ("device_ms", pa.float64()),
+        ("timing_source", pa.string()),
     ]
 )
 

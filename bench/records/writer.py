@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
-import hashlib
 import os
 import shutil
 import uuid
@@ -25,6 +24,8 @@ import pyarrow.parquet as pq
 from bench.errors import BadInput
 from bench.records.atomic import replace_atomically, write_json
 from bench.records.journal import Journal, read_journal
+from bench.records.layout import MANIFEST, map_file
+from bench.records.reader import read_manifest
 from bench.records.schema import SCHEMA_VERSION, STATUSES, TABLES
 
 
@@ -36,12 +37,6 @@ def new_run_id(device: str, model: str) -> str:
     """Sortable by time, readable, and unique even for two runs started in the same second."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{device}-{model}-{uuid.uuid4().hex[:6]}"
-
-
-def map_file(run_dir: Path, category: str, image_id: str) -> Path:
-    """Where an image's anomaly map waits until the run is finished."""
-    digest = hashlib.sha1(image_id.encode("utf-8")).hexdigest()
-    return run_dir / "maps" / ".partial" / category / f"{digest}.npy"
 
 
 def ensure_writable(folder: Path) -> None:
@@ -87,15 +82,28 @@ def unlock_run(run_dir: Path, handle: Any) -> None:
     handle.close()
 
 
+def check_unlocked(run_dir: Path) -> None:
+    """Refuse a run another process is writing, before any work is spent on resuming it."""
+    unlock_run(run_dir, lock_run(run_dir))
+
+
 class RunWriter:
-    """Owns one run folder; every row reaches the disk before the next inference starts."""
+    """Owns one run folder; every row reaches the disk before the next inference starts.
+
+    It implements ``bench.records.sink.RecordSink``; the manifest is its own, changed only through
+    its methods and read back through ``progress``.
+    """
 
     def __init__(self, run_dir: Path, manifest: dict[str, Any], lock: Any = None) -> None:
         self._lock = lock if lock is not None else lock_run(run_dir)
         self.run_dir = run_dir
-        self.manifest = manifest
+        self._manifest = manifest
         self._journals = {name: Journal(run_dir / f"{name}.jsonl") for name in TABLES}
-        self.attempt = len(manifest.get("attempts", [])) - 1
+        self._attempt = len(manifest.get("attempts", [])) - 1
+
+    @property
+    def attempt(self) -> int:
+        return self._attempt
 
     @classmethod
     def create(cls, root: Path, manifest: dict[str, Any], run_id: str) -> RunWriter:
@@ -117,20 +125,29 @@ class RunWriter:
             "progress": {},
             "error": None,
         }
-        write_json(run_dir / "manifest.json", full)
+        write_json(run_dir / MANIFEST, full)
         return cls(run_dir, full)
 
     @classmethod
-    def reopen(cls, run_dir: Path, command: str) -> RunWriter:
-        """Continue an unfinished run: its journals are appended to, its manifest gains an attempt."""
-        from bench.records.reader import read_manifest
+    def reopen(cls, run_dir: Path, command: str, request: dict[str, Any] | None = None,
+               measurement: dict[str, Any] | None = None) -> RunWriter:
+        """Continue an unfinished run: its journals are appended to, its manifest gains an attempt.
 
+        ``request`` and ``measurement`` replace the recorded ones (a resume may change the measurement
+        settings); the attempt records its measurement too, so each attempt's rows say how they were taken.
+        """
         lock = lock_run(run_dir)  # before reading: the holder may still be changing the manifest
         manifest = read_manifest(run_dir)
         if manifest["status"] == "complete":
             unlock_run(run_dir, lock)
             raise BadInput(f"--resume {run_dir.name}: the run is complete already")
-        manifest["attempts"].append({"started_at": utc_now(), "command": command})
+        attempt: dict[str, Any] = {"started_at": utc_now(), "command": command}
+        if measurement is not None:
+            attempt["measurement"] = measurement
+            manifest["measurement"] = measurement
+        if request is not None:
+            manifest["request"] = request
+        manifest["attempts"].append(attempt)
         manifest["status"] = "running"
         manifest["error"] = None
         writer = cls(run_dir, manifest, lock)
@@ -145,19 +162,22 @@ class RunWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         replace_atomically(path, lambda tmp: _save_npy(tmp, anomaly_map.astype(np.float16)))
 
-    def update(self, **sections: Any) -> None:
-        """Merge top-level sections into the manifest and replace it atomically."""
-        self.manifest.update(sections)
+    def set_section(self, section: str, **fields: Any) -> None:
+        self._manifest.setdefault(section, {}).update(fields)
         self._save_manifest()
 
-    def set_progress(self, category: str, **state: Any) -> None:
-        self.manifest["progress"].setdefault(category, {}).update(state)
+    def set_progress(self, category: str, **fields: Any) -> None:
+        self._manifest["progress"].setdefault(category, {}).update(fields)
         self._save_manifest()
+
+    def progress(self, category: str) -> dict[str, Any]:
+        """A copy of what the record says is done for a category (empty when nothing is)."""
+        return dict(self._manifest["progress"].get(category, {}))
 
     def set_artifact(self, category: str, sha256: str, toolchain: dict[str, str], cached: bool,
                      details: dict[str, Any] | None = None) -> None:
         """The artifact a category ran on, under ``model.categories`` beside its checkpoint."""
-        entry = self.manifest.setdefault("model", {}).setdefault("categories", {}).setdefault(category, {})
+        entry = self._manifest.setdefault("model", {}).setdefault("categories", {}).setdefault(category, {})
         entry.update(artifact_sha256=sha256, artifact_toolchain=toolchain, artifact_cached=cached,
                      artifact_details=details or {})
         self._save_manifest()
@@ -180,8 +200,8 @@ class RunWriter:
         if metrics is not None:
             write_json(self.run_dir / "metrics.json", metrics)
         now = utc_now()
-        self.manifest["attempts"][-1].update(ended_at=now, status=status)
-        self.manifest.update(status=status, finished_at=now, error=error)
+        self._manifest["attempts"][-1].update(ended_at=now, status=status)
+        self._manifest.update(status=status, finished_at=now, error=error)
         self._save_manifest()
         if status == "complete":
             for name in TABLES:
@@ -205,8 +225,8 @@ class RunWriter:
                 replace_atomically(target, lambda tmp, a=arrays: _save_npz(tmp, a))
 
     def _save_manifest(self) -> None:
-        self.manifest["updated_at"] = utc_now()
-        write_json(self.run_dir / "manifest.json", self.manifest)
+        self._manifest["updated_at"] = utc_now()
+        write_json(self.run_dir / MANIFEST, self._manifest)
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:

@@ -2,8 +2,8 @@
 
 Layout of the bundle folder::
 
-    job.json                  profile, measurement, postprocess, attempt, progress so far, categories
-    <category>.npz            the preprocessed input tensors of the images still to run (float32)
+    job.json                  profile, measurement, postprocess, attempt, done image ids, categories
+    <category>.npz            the preprocessed input tensors of the category's images (float32)
     <category>.onnx           the exported model (the device compiles it) - or
     <category>.artifact/      an artifact compiled on the host (toolchains the device lacks, e.g. IMX500)
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +24,37 @@ import numpy as np
 from bench.data.loader import Loaded
 from bench.data.samples import Sample
 from bench.devices.base import Artifact, ExportedModel
-from bench.runner import CategoryJob, Measurement
+from bench.devices.profiles import profile_data
+from bench.run.measure import Job, Measurement, Workload
 
 JOB_FILE = "job.json"
 
 
-def write_bundle(folder: Path, profile: dict[str, Any], jobs: list[CategoryJob], inputs: dict[str, dict[str, Loaded]],
-                 measurement: Measurement, postprocess: dict[str, Any], attempt: int, progress: dict[str, Any],
-                 artifacts: dict[str, Artifact], done: set[str]) -> Path:
-    """Write the bundle for ``jobs``; ``inputs`` maps category -> image id -> loaded tensor (or its error).
+@dataclass(frozen=True)
+class Bundle:
+    """A bundle as the device reads it: the profile, the jobs and their inputs, how to measure them."""
+
+    profile: dict[str, Any]
+    attempt: int
+    jobs: list[Job]
+    inputs: dict[str, Loaded]
+    postprocess: dict[str, Any]
+    measurement: Measurement
+    done: frozenset[str]
+
+    def library(self, sample: Sample) -> Loaded:
+        """The sample library on the device: tensors from the bundle instead of image files."""
+        return self.inputs[sample.image_id]
+
+
+def write_bundle(folder: Path, work: Workload, inputs: dict[str, dict[str, Loaded]], attempt: int) -> Path:
+    """Write the bundle of ``work``; ``inputs`` maps category -> image id -> loaded tensor (or its error).
 
     Every sample of a category travels (the warm-up and timed pool come from the first ones, as in a
     local run); ``done`` lists those already in the record, which the worker does not evaluate again."""
     folder.mkdir(parents=True, exist_ok=True)
     categories = []
-    for job in jobs:
+    for job in work.jobs:
         loaded = inputs[job.category]
         arrays = {f"t{i}": loaded[s.image_id].tensor for i, s in enumerate(job.samples)
                   if loaded[s.image_id].tensor is not None}
@@ -52,28 +68,27 @@ def write_bundle(folder: Path, profile: dict[str, Any], jobs: list[CategoryJob],
                          "input_shape": list(job.exported.input_shape),
                          "output_names": list(job.exported.output_names)},
         }
-        if job.category in artifacts:
-            artifact = artifacts[job.category]
+        if job.artifact is not None:
             target = folder / f"{job.category}.artifact"
             target.mkdir()
-            shutil.copyfile(artifact.path, target / artifact.path.name)
-            record = asdict(artifact)
-            record["path"] = artifact.path.name
+            shutil.copyfile(job.artifact.path, target / job.artifact.path.name)
+            record = asdict(job.artifact)
+            record["path"] = job.artifact.path.name
             entry["artifact"] = record
         else:
             shutil.copyfile(job.exported.onnx_path, folder / f"{job.category}.onnx")
         categories.append(entry)
-    job_spec = {"profile": profile, "measurement": asdict(measurement), "postprocess": postprocess,
-                "attempt": attempt, "progress": progress, "categories": categories,
-                "done": sorted(done & {s.image_id for job in jobs for s in job.samples})}
+    job_spec = {"profile": profile_data(work.device.profile), "measurement": asdict(work.measurement),
+                "postprocess": work.postprocess, "attempt": attempt, "categories": categories,
+                "done": sorted(work.done & {s.image_id for job in work.jobs for s in job.samples})}
     (folder / JOB_FILE).write_text(json.dumps(job_spec, default=str), encoding="utf-8")
     return folder
 
 
-def read_bundle(folder: Path) -> tuple[dict[str, Any], list[CategoryJob], dict[str, Loaded], dict[str, Artifact]]:
-    """The job spec, the category jobs, the inputs by image id, and any host-compiled artifacts (device side)."""
+def read_bundle(folder: Path) -> Bundle:
+    """The bundle as written by ``write_bundle`` (device side); host-compiled artifacts come with their jobs."""
     spec = json.loads((folder / JOB_FILE).read_text(encoding="utf-8"))
-    jobs, inputs, artifacts = [], {}, {}
+    jobs, inputs = [], {}
     for entry in spec["categories"]:
         category = entry["category"]
         ex = entry["exported"]
@@ -86,19 +101,11 @@ def read_bundle(folder: Path) -> tuple[dict[str, Any], list[CategoryJob], dict[s
                                       int(s["label"]), None))
                 key = f"t{i}"
                 inputs[s["image_id"]] = Loaded(tensors[key] if key in tensors.files else None, s["sha256"], s["error"])
-        jobs.append(CategoryJob(category, exported, samples))
+        artifact = None
         if "artifact" in entry:
             record = dict(entry["artifact"])
             record["path"] = folder / f"{category}.artifact" / record["path"]
-            artifacts[category] = Artifact(**record)
-    return spec, jobs, inputs, artifacts
-
-
-class BundleLoader:
-    """The runner's loader on the device: tensors from the bundle instead of image files."""
-
-    def __init__(self, inputs: dict[str, Loaded]) -> None:
-        self.inputs = inputs
-
-    def __call__(self, sample: Sample) -> Loaded:
-        return self.inputs[sample.image_id]
+            artifact = Artifact(**record)
+        jobs.append(Job(category, samples, exported, artifact, cached=artifact is not None))
+    return Bundle(spec["profile"], int(spec["attempt"]), jobs, inputs, spec["postprocess"],
+                  Measurement(**spec["measurement"]), frozenset(spec["done"]))

@@ -34,6 +34,11 @@ KEYS = ("where", "host", "user", "port", "identity", "known_hosts", "strict_host
         "env", "connect_timeout_s")
 
 
+def is_remote(location: dict[str, Any]) -> bool:
+    """Whether a profile's ``location`` puts its device behind SSH."""
+    return str(location.get("where", "local")) == "ssh"
+
+
 class SshFailed(BenchError):
     """ssh or scp failed: the device is unreachable, refused the key, or the connection dropped."""
 

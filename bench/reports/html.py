@@ -16,6 +16,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from bench import __version__
 from bench.comparison import quantization_info, saturation_text
+from bench.devices.base import TIMING_SOURCES
 from bench.errors import BadInput
 from bench.records import RunRecord, load_run
 from bench.reports import plots
@@ -44,6 +45,13 @@ def fmt(value: Any, scale: float = 1) -> str:
     if isinstance(value, int) and scale == 1:
         return str(value)
     return f"{float(value) * scale:.2f}"
+
+
+def timing(source: str | None) -> str:
+    """Which clock a run's latency figures come from, in words (metrics.json's ``timing_source``)."""
+    if source is None:
+        return "n/a"
+    return f"{source.replace('_', ' ')}: {TIMING_SOURCES[source]}"
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
@@ -97,6 +105,7 @@ def render(report: Report, max_drift: float | None) -> str:
     env = Environment(loader=PackageLoader("bench.reports", "templates"), undefined=StrictUndefined,
                       autoescape=select_autoescape(["html", "j2"]))
     env.filters["fmt"] = fmt
+    env.filters["timing"] = timing
     runs = report.runs
     manifests = [r.manifest for r in runs]
     drift_views = [{**item, "png": plots.roc_and_scatter(item["ref"], item["dev"]),
@@ -105,6 +114,7 @@ def render(report: Report, max_drift: float | None) -> str:
         runs=[_run_view(r) for r in runs], drift=drift_views, unpaired=report.unpaired,
         drift_rows=drift_frame(report).to_dict("records"), efficiency=report.efficiency, emulated=report.emulated,
         trends=report.trends, max_drift=max_drift, published=_published_groups(report.published),
+        timing_sources={r.run_id: (r.metrics or {}).get("mean", {}).get("timing_source") for r in runs},
         accuracy_columns=ACCURACY_COLUMNS, latency_columns=LATENCY_COLUMNS, efficiency_columns=EFFICIENCY_COLUMNS,
         latency_png=plots.latency_cdf([r for r in runs if not r.manifest["device"].get("emulated")]),
         pareto_png=plots.pareto(report.efficiency), trend_png=plots.trend_plot(report.trends),
@@ -116,10 +126,14 @@ def render(report: Report, max_drift: float | None) -> str:
     )
 
 
-def write_report(paths: list[Path], out: Path, max_drift: float | None = None) -> Path:
-    """The report; ``max_drift`` gates every device run, None: each run's model card gate."""
+def write_report(paths: list[Path], out: Path, max_drift: float | None = None,
+                 references: list[Path] | None = None) -> Path:
+    """The report; ``max_drift`` gates every device run, None: each run's model card gate. ``references``:
+    run folders pinned as the reference of their model, dataset, categories and checkpoints."""
     records = [load_run(p) for p in find_runs(paths)]
-    report = collect(records, max_drift)
+    pinned = {p.resolve() for p in references or []}
+    by_path = {r.path.resolve(): r for r in records}
+    report = collect(records, max_drift, [by_path.get(p) or load_run(p) for p in pinned])
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(render(report, max_drift), encoding="utf-8")

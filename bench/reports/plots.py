@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bench.metrics.latency import timed_rows
+from bench.metrics.latency import authoritative_ms, timed_rows
 from bench.pairing import pair_images
 from bench.records import RunRecord
 
@@ -62,18 +62,19 @@ def latency_cdf(runs: list[RunRecord]) -> str | None:
     drawn = False
     for run in runs:
         progress = run.manifest.get("progress", {})
-        values = [timed_rows(run.latency, c, progress[c].get("timed_attempt"))["latency_ms"] for c in progress]
+        values = [authoritative_ms(timed_rows(run.latency, c, progress[c].get("timed_attempt"))) for c in progress]
         values = [v for v in values if len(v)]
         if not values:
             continue
-        lat = np.sort(np.concatenate([v.to_numpy(dtype=float) for v in values]))
+        lat = np.sort(np.concatenate(values))
         ax.step(lat, np.arange(1, len(lat) + 1) / len(lat), where="post",
                 label=f"{run.manifest['device']['profile']} {run.manifest['model']['name']}")
         drawn = True
     if not drawn:
         plt.close(fig)
         return None
-    ax.set(xlabel="latency per inference (ms)", ylabel="share of timed inferences", title="latency CDF")
+    ax.set(xlabel="latency per inference (ms, each run's timing source)", ylabel="share of timed inferences",
+           title="latency CDF")
     ax.legend(fontsize=7)
     return _png(fig)
 

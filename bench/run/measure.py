@@ -1,0 +1,264 @@
+"""The measure step on this machine: sessions over the sample library, every result into a record sink.
+
+It knows Sessions (opened from the device's artifacts), the sample library and the sink: nothing of
+any device family, of the run folder, or of how the record is finished.
+Timing follows MLPerf LoadGen's single-stream scenario: the inputs are loaded into memory first
+(LoadGen's performance sample set, here up to 64 distinct inputs per category), then an untimed
+warm-up, then back-to-back timed inferences until both a minimum count and a minimum duration are
+met. The accuracy pass over the whole dataset is never timed: its decoding and preprocessing run in
+background threads, which on a CPU device would compete with the inference being timed.
+
+Each category's latency rows name the session's timing source. A session timed by the device's
+profiler runs its own timed pass (``Session.device_timing``); its rows carry the profiler's figures
+and no timestamps, since the host timed nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from bench.clock import now_ns
+from bench.data.loader import Loaded
+from bench.data.samples import Sample
+from bench.data.stream import prefetch
+from bench.devices.base import Artifact, Device, ExportedModel, Session
+from bench.errors import BadInput, BenchError
+from bench.models.postprocess import decode
+from bench.power import MeterUnavailable, PowerMeter, Sampler, max_failures, open_meter, rate_hz
+from bench.progress import bar
+from bench.records.sink import RecordSink
+
+TIMED_POOL = 64  # distinct inputs a separate timed pass cycles over
+PROFILER = "device_profiler"
+
+SampleLibrary = Callable[[Sample], Loaded]  # a sample's preprocessed tensor and its hash, or why it has none
+
+
+@dataclass(frozen=True)
+class Measurement:
+    warmup: int = 10
+    min_count: int = 100
+    min_duration_s: float = 5.0
+    prefetch_workers: int = 2
+    prefetch_depth: int = 8
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {**asdict(self), "scenario": "single-stream", "batch": 1}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One category: its samples and what the device runs. ``artifact`` is None where the device
+    compiles the exported model itself (a remote run ships the ONNX)."""
+
+    category: str
+    samples: list[Sample]
+    exported: ExportedModel
+    artifact: Artifact | None = None
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What a measure step runs: the jobs with work left, and the image ids the record has already
+    (a resumed run evaluates only the others, and times every job again)."""
+
+    device: Device
+    jobs: list[Job]
+    library: SampleLibrary
+    postprocess: dict[str, Any]
+    measurement: Measurement
+    done: frozenset[str] = frozenset()
+
+
+class DeviceFailure(BenchError):
+    """The device or its runtime failed mid-run; what was recorded so far is kept."""
+
+
+def measure(work: Workload, sink: RecordSink) -> None:
+    """Run every job of ``work`` on this machine into ``sink``, sampling the profile's power meter over
+    each timed window; a meter that cannot be read is recorded as unavailable and the run goes on."""
+    meter = None if work.device.emulated else _open_meter(work.device.profile.power, sink)
+    try:
+        for job in work.jobs:
+            _Category(work, sink, meter, job).run()
+    finally:
+        if meter is not None:
+            meter.close()
+
+
+def _open_meter(power: dict[str, Any], sink: RecordSink) -> PowerMeter | None:
+    try:
+        return open_meter(power)
+    except MeterUnavailable as exc:
+        sink.set_section("measurement", power_status="unavailable", power_reason=str(exc))
+        return None
+
+
+class _Category:
+    """One job's session: warm-up, the accuracy pass over the images still to do, the timed pass."""
+
+    def __init__(self, work: Workload, sink: RecordSink, meter: PowerMeter | None, job: Job) -> None:
+        self.work = work
+        self.sink = sink
+        self.meter = meter
+        self.job = job
+        self.category = job.category
+        self.source = ""
+        self._window: tuple[int, int] | None = None
+
+    def run(self) -> None:
+        artifact = self.job.artifact
+        if artifact is None:
+            raise ValueError(f"category '{self.category}' has no compiled artifact to run")
+        self.sink.set_artifact(self.category, artifact.sha256, artifact.toolchain, self.job.cached, artifact.details)
+        todo = [s for s in self.job.samples if s.image_id not in self.work.done]
+        with self.work.device.open(artifact) as session:
+            self.source = session.timing_source
+            self.sink.set_progress(self.category, timing_source=self.source)
+            try:
+                pool = self._warmup(session)
+                if todo:
+                    self._accuracy_pass(session, todo)
+                self.sink.set_progress(self.category, accuracy_done=True)
+                if self.source == PROFILER:
+                    self._profiled_pass(session, pool)
+                else:
+                    self._timed_pass(session, pool)
+                self.sink.set_progress(self.category, timed_attempt=self.sink.attempt)
+            finally:
+                audit = session.audit()
+                if audit:
+                    self.sink.set_progress(self.category, session=audit)
+
+    def _failure(self, exc: Exception) -> DeviceFailure:
+        return DeviceFailure(f"device '{self.work.device.profile.name}' failed during {self.category}: {exc}")
+
+    def _infer(self, session: Session, batch: np.ndarray, phase: str) -> None:
+        start = now_ns()
+        try:
+            result = session.infer(batch)
+        except BenchError:
+            raise
+        except Exception as exc:  # a runtime or a link that dropped: keep the record, say what broke
+            raise self._failure(exc) from exc
+        end = now_ns()
+        if phase == "timed":
+            self._window = (self._window or (start, end))[0], end
+        self.sink.append("latency", [self._row(phase, start, end, (end - start) / 1e6, result.device_ms)])
+
+    def _row(self, phase: str, start: int | None, end: int | None, latency_ms: float,
+             device_ms: float | None) -> dict[str, Any]:
+        return {"category": self.category, "attempt": self.sink.attempt, "phase": phase, "t_start_ns": start,
+                "t_end_ns": end, "latency_ms": latency_ms, "device_ms": device_ms, "timing_source": self.source}
+
+    def _inputs(self, samples: list[Sample]) -> Iterator[tuple[Sample, Loaded]]:
+        m = self.work.measurement
+        return prefetch(samples, self.work.library, workers=m.prefetch_workers, depth=m.prefetch_depth)
+
+    def _warmup(self, session: Session) -> list[np.ndarray]:
+        """Warm up on the category's first readable inputs, which also become the timed pass's input pool."""
+        pool: list[np.ndarray] = []
+        for _, loaded in self._inputs(self.job.samples):
+            if loaded.tensor is not None:
+                pool.append(loaded.tensor)
+            if len(pool) == TIMED_POOL:
+                break
+        if not pool:
+            raise BadInput(f"category '{self.category}': no readable image to run")
+        if self.source != PROFILER:  # a device that times itself warms up inside its own profiling
+            for i in range(self.work.measurement.warmup):
+                self._infer(session, pool[i % len(pool)], "warmup")
+        return pool
+
+    def _accuracy_pass(self, session: Session, todo: list[Sample]) -> None:
+        """Every image once, untimed; sessions that take inputs in groups get ``chunk`` at a time, and each
+        group's rows are written as soon as its outputs are back."""
+        group: list[tuple[Sample, Loaded]] = []
+        with bar(len(todo), f"{self.category} accuracy", "img") as progress:
+            for item in self._inputs(todo):
+                group.append(item)
+                if len(group) >= max(1, session.chunk):
+                    self._accuracy_group(session, group)
+                    progress.update(len(group))
+                    group = []
+            if group:
+                self._accuracy_group(session, group)
+                progress.update(len(group))
+
+    def _accuracy_group(self, session: Session, group: list[tuple[Sample, Loaded]]) -> None:
+        readable = [loaded.tensor for _, loaded in group if loaded.tensor is not None]
+        results = iter(self._infer_many(session, readable))
+        for sample, loaded in group:
+            row = {"image_id": sample.image_id, "category": self.category, "defect_type": sample.defect_type,
+                   "label": sample.label, "input_sha256": loaded.sha256, "score": None, "error": loaded.error}
+            if loaded.tensor is not None:
+                row["score"], amap = decode(next(results), self.work.postprocess)
+                if amap is not None:
+                    self.sink.save_map(self.category, sample.image_id, amap)
+            self.sink.append("images", [row])
+
+    def _infer_many(self, session: Session, batches: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        try:
+            results = session.infer_many(batches)
+        except BenchError:
+            raise
+        except Exception as exc:
+            raise self._failure(exc) from exc
+        if len(results) != len(batches):
+            raise DeviceFailure(f"device '{self.work.device.profile.name}' returned {len(results)} results for "
+                                f"{len(batches)} inputs in {self.category}")
+        return [r.outputs for r in results]
+
+    def _window_ns(self) -> int:
+        """Duration of the timed window so far: first timed start to last timed end."""
+        return 0 if self._window is None else self._window[1] - self._window[0]
+
+    def _timed_pass(self, session: Session, pool: list[np.ndarray]) -> None:
+        """Back-to-back timed inferences on in-memory inputs until both the minimum count and duration are met,
+        with the power meter sampled over exactly that window."""
+        m = self.work.measurement
+        min_ns = int(m.min_duration_s * 1e9)
+        count = 0
+        self._window = None
+        sampler = None
+        if self.meter is not None and m.min_count > 0:
+            power = self.work.device.profile.power
+            sampler = Sampler(self.meter, rate_hz(power), max_failures=max_failures(power))
+            sampler.start()
+        try:
+            with bar(m.min_count, f"{self.category} timed", "img") as progress:
+                while count < m.min_count or self._window_ns() < min_ns:
+                    self._infer(session, pool[count % len(pool)], "timed")
+                    count += 1
+                    if count <= m.min_count:
+                        progress.update()
+        finally:
+            if sampler is not None:
+                sampler.stop()
+                self.sink.append("power", sampler.rows)
+                self.sink.set_progress(self.category, power=sampler.to_manifest())
+
+    def _profiled_pass(self, session: Session, pool: list[np.ndarray]) -> None:
+        """The device's profiler times at least the minimum count; its figures become the timed rows, without
+        timestamps (the host timed nothing, and laying them end to end would invent a window)."""
+        m = self.work.measurement
+        if m.min_count == 0:
+            return
+        try:
+            timing = session.device_timing(pool, m.min_count)
+        except BenchError:
+            raise
+        except Exception as exc:
+            raise self._failure(exc) from exc
+        if not timing.latencies_ms:
+            raise DeviceFailure(f"device '{self.work.device.profile.name}' returned no latencies for "
+                                f"{self.category} ({timing.source})")
+        self.sink.append("latency", [self._row("timed", None, None, float(ms), float(ms))
+                                     for ms in timing.latencies_ms])
+        self.sink.set_progress(self.category, timing={"source": timing.source, "count": len(timing.latencies_ms),
+                                                      **timing.details})
