@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support.cli import run_cli
 from support.extras import need
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600,
-            ) -> subprocess.CompletedProcess[str]:
-    """``python -m bench ...`` in a subprocess, as a user would type it."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 @pytest.fixture(autouse=True)

@@ -10,13 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import paths
 
 import bench.devices
 from bench.cli import main
 from bench.devices import registry
 from bench.records import load_run
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = paths.REPO
 GUIDE = REPO / "docs" / "adding-a-device.md"
 
 

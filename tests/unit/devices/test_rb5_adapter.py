@@ -14,9 +14,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import yaml
-from conftest import run_cli
-from test_tensorrt_adapter import conv_onnx, exported
-from tiny_model import write_tiny_onnx
+from support import paths
+from support.cli import run_cli
+from support.onnx_graphs import conv_onnx, exported
+from support.tiny_model import write_tiny_onnx
 
 from bench.devices.base import DeviceProfile
 from bench.devices.rb5 import HubSettings
@@ -26,7 +27,7 @@ from bench.devices.rb5.qnn_adb import netrun_us
 from bench.errors import BadInput
 from bench.records import load_run
 
-FAKES = Path(__file__).parent / "fakes"
+FAKES = paths.FAKES
 TOKEN = "secret-token-123"
 VIEWER = "#!/bin/sh\necho 'Execute Stats (Average):'\necho '    NetRun: 3150 us'\necho '    Backend (GPU): 3012 us'\n"
 
@@ -171,7 +172,7 @@ def test_session_chunks_caches_and_times_with_a_profile(hub, tmp_path: Path, mon
 def lab(tmp_path: Path, transport: str, **aihub: object) -> dict[str, str]:
     profiles = tmp_path / "devices"
     profiles.mkdir()
-    profile = yaml.safe_load((Path(__file__).parent.parent / "devices" / "rb5.yaml").read_text())
+    profile = yaml.safe_load((paths.REPO / "devices" / "rb5.yaml").read_text())
     profile["runtime"]["transport"] = transport
     profile["runtime"]["aihub"].update(backoff_s=0.0, **aihub)
     sdk = tmp_path / "qairt"

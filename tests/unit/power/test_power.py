@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_boards import fake_ina3221
+from support.fake_boards import fake_ina3221
 
 from bench import clock
 from bench.errors import BadInput

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from fake_boards import NVPMODEL, RELEASE, fake_jetson
+from support.fake_boards import NVPMODEL, RELEASE, fake_jetson
 
 from bench.devices.tensorrt.jetson_env import (
     is_jetson,

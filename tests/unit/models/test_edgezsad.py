@@ -93,7 +93,7 @@ def test_export_is_static_resize_free_and_matches_torch(model: edgezsad.EdgeZSAD
 
 
 def test_zero_shot_fit_cli(weights: Path, tmp_path: Path) -> None:
-    from tiny_model import write_mvtec_tree
+    from support.tiny_model import write_mvtec_tree
 
     from bench.models.prepare import load_checkpoint
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_model import write_mvtec_tree, write_tiny_onnx
+from support import paths
+from support.tiny_model import write_mvtec_tree, write_tiny_onnx
 
 from bench.data.loader import InputLoader
 from bench.data.mvtec import MVTecDataset
@@ -200,7 +201,7 @@ NO_TORCH = textwrap.dedent(
     sys.meta_path.insert(0, NoTorch())
     from pathlib import Path
     sys.path.insert(0, sys.argv[2])
-    from tiny_model import write_mvtec_tree
+    from support.tiny_model import write_mvtec_tree
     from bench.data.mvtec import MVTecDataset
     from bench.data.loader import InputLoader
     from bench.data.preprocess import Recipe
@@ -233,7 +234,7 @@ NO_TORCH = textwrap.dedent(
 
 def test_device_side_runs_without_torch(tmp_path: Path) -> None:
     write_tiny_onnx(tmp_path / "tiny.onnx")
-    done = subprocess.run([sys.executable, "-c", NO_TORCH, str(tmp_path), str(Path(__file__).parent)],
+    done = subprocess.run([sys.executable, "-c", NO_TORCH, str(tmp_path), str(paths.TESTS)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["ok", "8"]
@@ -272,7 +273,7 @@ def test_pixel_metrics_not_available_without_masks(setup: dict) -> None:
 
 def test_power_is_sampled_over_the_timed_window(setup: dict) -> None:
     """A (fake sysfs) INA3221 at 5 V x 0.8 A: energy per inference equals 4 W over the timed window."""
-    from fake_boards import fake_ina3221
+    from support.fake_boards import fake_ina3221
 
     root = setup["tmp"] / "sysroot"
     fake_ina3221(root, {1: ("VDD_IN", 5000, 800), 2: ("VDD_SOC", 1000, 500)})
@@ -363,7 +364,7 @@ class ProfiledDevice(HostDevice):
 
 
 def metered_profile(setup: dict) -> DeviceProfile:
-    from fake_boards import fake_ina3221
+    from support.fake_boards import fake_ina3221
 
     root = setup["tmp"] / "sysroot"
     fake_ina3221(root, {1: ("VDD_IN", 5000, 800)})

@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from support import paths
 from support.extras import requires
 
 from bench.devices.imx500.converter import (
@@ -22,7 +23,7 @@ from bench.devices.imx500.converter import (
     parse_size,
 )
 
-RECORDED = Path(__file__).parent / "data" / "imx500"
+RECORDED = paths.DATA / "imx500"
 
 
 def test_sizes_in_every_unit_the_converter_writes() -> None:

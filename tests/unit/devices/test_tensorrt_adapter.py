@@ -18,24 +18,25 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import yaml
-from conftest import run_cli
-from fake_boards import NVPMODEL, fake_command, fake_ina3221, fake_jetson
+from support import paths
+from support.cli import run_cli
 from support.extras import need
-from tiny_model import write_tiny_onnx
+from support.fake_boards import NVPMODEL, fake_command, fake_ina3221, fake_jetson
+from support.tiny_model import write_tiny_onnx
 
 onnx = need("export", "onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper  # noqa: E402
+from support.onnx_graphs import conv_onnx, exported  # noqa: E402
 
-from bench.devices.base import DeviceProfile, ExportedModel  # noqa: E402
+from bench.devices.base import DeviceProfile  # noqa: E402
 from bench.devices.cache import cache_key, compiled_artifact  # noqa: E402
 from bench.devices.tensorrt.adapter import TensorRTDevice  # noqa: E402
 from bench.devices.tensorrt.build import EngineBuildFailed, fp16_mode, parse_version  # noqa: E402
 from bench.devices.tensorrt.session import EngineLoadFailed  # noqa: E402
 from bench.errors import BadInput  # noqa: E402
 from bench.records import load_run  # noqa: E402
-from bench.util import file_sha256  # noqa: E402
 
-FAKES = Path(__file__).parent / "fakes" / "trt_site"
+FAKES = paths.FAKES / "trt_site"
 
 
 def forget_runtime_modules() -> None:
@@ -60,32 +61,6 @@ def fake_trt(monkeypatch: pytest.MonkeyPatch):
     use()
     yield use
     forget_runtime_modules()
-
-
-def conv_onnx(path: Path, size: int = 16) -> Path:
-    """The tiny model's output contract after a 1x1 convolution, so there are float weights to convert."""
-    rng = np.random.default_rng(0)
-    weight = numpy_helper.from_array(rng.normal(size=(3, 3, 1, 1)).astype(np.float32), "w")
-    cell = size // 4
-    nodes = [
-        helper.make_node("Conv", ["image", "w"], ["conv"], name="conv"),
-        helper.make_node("Abs", ["conv"], ["absx"], name="abs"),
-        helper.make_node("ReduceMean", ["absx", "axes"], ["gray"], keepdims=1, name="mean"),
-        helper.make_node("AveragePool", ["gray"], ["patch_scores"], kernel_shape=[cell, cell], strides=[cell, cell],
-                         name="pool"),
-        helper.make_node("ReduceMax", ["patch_scores"], ["score"], keepdims=0, name="max"),
-    ]
-    graph = helper.make_graph(
-        nodes, "conv", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, size, size])],
-        [helper.make_tensor_value_info("score", TensorProto.FLOAT, []),
-         helper.make_tensor_value_info("patch_scores", TensorProto.FLOAT, [1, 1, 4, 4])],
-        initializer=[weight, helper.make_tensor("axes", TensorProto.INT64, [1], [1])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10), path)
-    return path
-
-
-def exported(path: Path) -> ExportedModel:
-    return ExportedModel(path, file_sha256(path), "image", (1, 3, 16, 16), ("score", "patch_scores"))
 
 
 def device(tmp_path: Path, **runtime: object) -> TensorRTDevice:
@@ -261,7 +236,7 @@ def jetson_lab(tmp_path: Path, **runtime: object) -> dict[str, str]:
     fake_command(tmp_path / "bin", "nvpmodel", NVPMODEL)
     profiles = tmp_path / "devices"
     profiles.mkdir()
-    profile = yaml.safe_load((Path(__file__).parent.parent / "devices" / "jetson.yaml").read_text())
+    profile = yaml.safe_load((paths.REPO / "devices" / "jetson.yaml").read_text())
     profile["runtime"].update(system_root=str(board), **runtime)
     profile["power"]["root"] = str(board)
     (profiles / "jetson.yaml").write_text(yaml.safe_dump(profile))

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from support.cli import run_cli
 from support.extras import need
 
 from bench.cli import build_parser, main
@@ -97,7 +97,7 @@ def test_report_without_runs_is_bad_input(tmp_path: Path, capsys: pytest.Capture
 
 
 def test_missing_checkpoint_names_the_category(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from tiny_model import write_mvtec_tree
+    from support.tiny_model import write_mvtec_tree
 
     need("export", "torch")  # the checkpoint is looked for while the model is prepared for export
     data = write_mvtec_tree(tmp_path / "data")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from tiny_model import write_tiny_onnx
+from support.tiny_model import write_tiny_onnx
 
 from bench.devices import registry
 from bench.devices.base import DeviceProfile, ExportedModel

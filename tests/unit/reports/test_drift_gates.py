@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import paths
 
 from bench.comparison import card_gate, quantization_info, resolve_gate
 from bench.models.cards import ModelCard
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = paths.REPO
 
 
 def card(gates: dict | None) -> ModelCard:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import paths
 from support.extras import need
 
 torch = need("export", "torch")
@@ -28,7 +29,7 @@ from bench.models.checkpoints import resolve_checkpoint  # noqa: E402
 from bench.models.postprocess import decode  # noqa: E402
 from bench.models.prepare import load_checkpoint  # noqa: E402
 
-FIXTURE = Path(__file__).parent / "data" / "tinyglass_official"
+FIXTURE = paths.DATA / "tinyglass_official"
 CARD = load_card("tinyglass")
 
 
@@ -227,7 +228,7 @@ def test_loading_is_strict(official: dict) -> None:
 def test_fit_writes_the_official_checkpoint_format(official: dict, tmp_path: Path) -> None:
     """bench fit's checkpoint has the official trainer's keys, shapes and dtypes, plus a 'meta' entry the
     official loader (GLASS.tester: state_dict['discriminator'] only) ignores."""
-    from tiny_model import write_mvtec_tree
+    from support.tiny_model import write_mvtec_tree
 
     from bench.cli import main
 
@@ -250,7 +251,7 @@ def test_official_checkpoints_run_end_to_end_host_emulated_imx500_and_report(off
     reproduces GLASS._predict image by image, the emulated IMX500 run completes on the same inputs with its
     calibration and saturation recorded, and the report covers both."""
     need("imx500", "model_compression_toolkit")
-    from conftest import run_cli
+    from support.cli import run_cli
 
     from bench.records import load_run
 

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, run_cli
-from fake_boards import fake_command
+from support import paths
+from support.cli import run_cli
 from support.extras import need, requires
+from support.fake_boards import fake_command
+from support.paths import REPO
 
 from bench.devices.base import Artifact, DeviceProfile
 from bench.devices.imx500.adapter import IMX500Device
@@ -19,7 +21,7 @@ from bench.devices.imx500.session import InjectionFailed, fit_output, frame_offs
 from bench.errors import BadInput
 from bench.records import load_run
 
-PICAMERA_FAKES = Path(__file__).parent / "fakes" / "picamera2_site"
+PICAMERA_FAKES = paths.FAKES / "picamera2_site"
 PACKAGER = ('#!/bin/sh\n# FAKE imx500-package: -i packerOut.zip -o OUTDIR -> OUTDIR/network.rpk\n'
             'cp "$2" "$4/network.rpk"\n')
 
@@ -159,7 +161,7 @@ def test_a_camera_that_disappears_keeps_the_record(small_demo: dict, converter_c
 @requires("imx500", "model_compression_toolkit", "mct_quantizers")
 def test_live_mode_records_kpi_and_frame_rate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Streaming sensor frames (FAKE picamera2): per-frame KPI and timestamps, FPS from the timestamps."""
-    from test_imx500_quant import images, small_net
+    from support.small_net import images, small_net
 
     from bench.devices.imx500 import live
     from bench.devices.imx500.quant import quantize_for_imx500

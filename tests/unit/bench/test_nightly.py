@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from support import paths
 from support.run_records import drift_of, make_run, swap_pairs
 
 from bench import nightly
 from bench.cli import main
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = paths.REPO
 WORKFLOW = REPO / ".github" / "workflows" / "nightly.yml"
 
 

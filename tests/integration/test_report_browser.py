@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import (
+from PIL import Image
+from support import paths
+from support.browser import (
     OP_BINARY,
     OP_CONTINUATION,
     OP_PING,
@@ -27,12 +29,11 @@ from browser import (
     load_page,
     locate_chromium,
 )
-from PIL import Image
-from test_report import INT8, make_run
+from support.report_runs import INT8, make_run
 
 from bench.reports.html import write_report
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = paths.REPO
 ARTIFACTS = REPO / "reports" / "test-artifacts"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

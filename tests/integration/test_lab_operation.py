@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, run_cli
-from local_sshd import LocalSshd, ensure_sshd, make_sshd
+from support.cli import run_cli
+from support.local_sshd import LocalSshd, ensure_sshd, make_sshd
+from support.paths import REPO
 
 from bench.records import load_run
 

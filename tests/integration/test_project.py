@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import paths
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = paths.REPO
 
 
 def readme_commands() -> list[str]:

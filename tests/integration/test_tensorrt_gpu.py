@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from conftest import run_cli
-from test_tensorrt_adapter import conv_onnx, exported
+from support.cli import run_cli
+from support.onnx_graphs import conv_onnx, exported
 
 from bench.devices.emulation.fp16 import FP16_TOLERANCE
 from bench.devices.profiles import load_profile

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from support import paths
 from support.run_records import drift_of, make_run, swap_pairs
 
 from bench.cli import main
@@ -16,7 +17,7 @@ from bench.errors import BadInput
 from bench.pairing import pair_images
 from bench.records import load_run
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = paths.REPO
 
 
 @pytest.fixture

@@ -126,7 +126,7 @@ def test_postprocess_matches_torch_and_scipy() -> None:
 
 
 def test_fit_command_writes_the_glass_layout(backbone: Path, tmp_path: Path) -> None:
-    from tiny_model import write_mvtec_tree
+    from support.tiny_model import write_mvtec_tree
 
     from bench.cli import main
     from bench.models.prepare import load_checkpoint
