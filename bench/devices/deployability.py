@@ -121,14 +121,6 @@ def lint(model: onnx.ModelProto | str | Path, targets: Iterable[str] | None = No
     return {target: _rules(target)(ctx) for target in chosen}
 
 
-def format_findings(result: dict[str, list[Finding]]) -> str:
-    """One line per finding, then one "ok" line per clean target; targets by their labels."""
-    lines = [f"{target_label(f.target)}: {f.severity}: {f.op_type} '{f.node}': {f.message}"
-             for findings in result.values() for f in findings]
-    lines += [f"{target_label(target)}: ok" for target, findings in result.items() if not findings]
-    return "\n".join(lines)
-
-
 def _chosen(targets: Iterable[str] | None) -> list[str]:
     valid = lint_targets()
     if targets is None:

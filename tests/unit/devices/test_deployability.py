@@ -11,7 +11,7 @@ from support.extras import need
 onnx = need("export", "onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from bench.devices.deployability import Finding, format_findings, lint, lint_targets  # noqa: E402
+from bench.devices.deployability import Finding, lint, lint_targets  # noqa: E402
 from bench.devices.registry import family  # noqa: E402
 
 FLOAT = TensorProto.FLOAT
@@ -168,19 +168,6 @@ def test_targets_subset_and_path_input(tmp_path):
     onnx.save(cnn((2, 3, 8, 8)), path)
     assert list(lint(path, ["rb5", "imx500"])) == ["rb5", "imx500"]
     assert keys(lint(str(path), "imx500")["imx500"]) == [("imx500", "error", "input", "image")]
-
-
-def test_format_findings_lists_findings_then_clean_targets():
-    result = {
-        "imx500": [Finding("imx500", "error", "Gather", "pick", "multi-index")],
-        "tensorrt": [],
-        "rb5": [],
-    }
-    assert format_findings(result) == (
-        "IMX500: error: Gather 'pick': multi-index\n"
-        "TensorRT: ok\n"
-        "RB5 (QNN GPU): ok"
-    )
 
 
 def test_targets_are_the_families_with_rules_and_each_names_its_sources_and_op_list():
