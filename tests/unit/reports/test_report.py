@@ -206,7 +206,7 @@ def test_saturated_device_scores_are_flagged(tmp_path: Path) -> None:
     assert f"the INT8 rail of output &#39;score&#39; ({RAIL:.6g}), calibration train-normal" in warned
     assert "calibrated without anomalies (see --calibration)" in warned
     assert "Warning" not in verdict(html, "jetson")
-    drift = pd.read_csv(tmp_path / "index-drift.csv").fillna("")
+    drift = pd.read_csv(tmp_path / "index-drift.csv", keep_default_na=False)
     flagged = drift.set_index(["device", "category"])["score_saturation"]
     for category, top in zip(CATEGORIES, tops, strict=True):
         assert flagged.loc[("imx500", category)] == f"6 at {top:.6g} (15 %)"
