@@ -55,15 +55,6 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class Source:
-    """Where a rule or an op list comes from, so a maintainer can re-read it and update."""
-
-    what: str
-    where: str
-    date: str
-
-
-@dataclass(frozen=True)
 class Const:
     """A constant tensor's shape and values (an initializer or a Constant node's output)."""
 

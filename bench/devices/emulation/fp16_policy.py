@@ -10,16 +10,8 @@ import importlib.util
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bench.devices.sources import Source
 from bench.errors import BadInput
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a policy fact comes from (same shape as ``bench.devices.deployability.Source``)."""
-
-    what: str
-    where: str
-    date: str
 
 
 @dataclass(frozen=True)

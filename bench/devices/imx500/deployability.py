@@ -13,13 +13,13 @@ from bench.devices.deployability import (
     Context,
     Finding,
     NodeRule,
-    Source,
     dims_of,
     dynamic_inputs,
     input_at,
     run_node_rules,
     shape_text,
 )
+from bench.devices.sources import Source
 
 TARGET = "imx500"
 

@@ -13,12 +13,12 @@ from bench.devices.deployability import (
     Context,
     Finding,
     NodeRule,
-    Source,
     attribute,
     dynamic_inputs,
     run_node_rules,
     shape_text,
 )
+from bench.devices.sources import Source
 
 TARGET = "rb5"
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bench.devices.emulation.fp16_policy import REDUCTION_RISK, Fp16Policy, Source
+from bench.devices.emulation.fp16_policy import REDUCTION_RISK, Fp16Policy
+from bench.devices.sources import Source
 
 POLICIES: dict[str, Fp16Policy] = {
     "qnn_gpu_fp16": Fp16Policy(

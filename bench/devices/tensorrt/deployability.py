@@ -13,7 +13,6 @@ from bench.devices.deployability import (
     Context,
     Finding,
     NodeRule,
-    Source,
     attribute,
     default_opset,
     dynamic_inputs,
@@ -21,6 +20,7 @@ from bench.devices.deployability import (
     run_node_rules,
     shape_text,
 )
+from bench.devices.sources import Source
 
 TARGET = "tensorrt"
 
