@@ -141,7 +141,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from bench.listing import listing
 
-    return _emit(listing(args.what), args.json, lambda row: f"{row['name']:<12} {row['description']}")
+    def line(row: dict) -> str:
+        family = f"{row['kind']:<9} {row['role']:<10} " if "kind" in row else ""
+        return f"{row['name']:<12} {family}{row['description']}"
+
+    return _emit(listing(args.what), args.json, line)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

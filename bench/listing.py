@@ -9,7 +9,8 @@ from bench.models.cards import card_names, load_card
 
 def listing(what: str) -> list[dict[str, str]]:
     if what == "devices":
-        return [{"name": n, "description": load_profile(n).description} for n in profile_names()]
+        profiles = [load_profile(n) for n in profile_names()]
+        return [{"name": p.name, "kind": p.kind, "role": p.role, "description": p.description} for p in profiles]
     if what == "models":
         return [{"name": n, "description": " ".join(str(load_card(n).data.get("description", "")).split())}
                 for n in card_names()]

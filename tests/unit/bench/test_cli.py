@@ -47,6 +47,14 @@ def test_list_json(what: str, name: str, capsys: pytest.CaptureFixture) -> None:
     assert name in [row["name"] for row in json.loads(out)]
 
 
+def test_list_devices_names_each_family_and_role(capsys: pytest.CaptureFixture) -> None:
+    """The shipped profiles: the Jetson is the tensorrt family on a board; only the host CPU is the reference."""
+    assert main(["list", "devices", "--json"]) == 0
+    rows = {row["name"]: (row["kind"], row["role"]) for row in json.loads(capsys.readouterr().out)}
+    assert rows["jetson"] == ("tensorrt", "device") and rows["host-cuda"] == ("host", "device")
+    assert [name for name, (_, role) in rows.items() if role == "reference"] == ["host"]
+
+
 def test_doctor_reports_host(capsys: pytest.CaptureFixture) -> None:
     assert main(["doctor", "--json"]) == 0
     rows = {row["check"]: row for row in json.loads(capsys.readouterr().out)}
