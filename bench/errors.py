@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class BenchError(Exception):
     """An expected failure with a one-line reason; the CLI prints it and exits with ``exit_code``."""
@@ -25,3 +29,16 @@ def one_of(kind: str, name: str, valid: list[str] | tuple[str, ...]) -> BadInput
     """The error for an unknown name, listing the valid ones so the user can correct it."""
     choices = ", ".join(sorted(valid)) or "(none)"
     return BadInput(f"unknown {kind} '{name}'; valid {kind}s: {choices}")
+
+
+@contextmanager
+def cleanup(what: str) -> Iterator[None]:
+    """Guard a cleanup step in a ``finally``: when an error is already propagating, the step's own failure is
+    reported on stderr so it cannot replace that error; otherwise it propagates as usual."""
+    earlier = sys.exc_info()[1]
+    try:
+        yield
+    except Exception as error:
+        if earlier is None:
+            raise
+        print(f"warning: {what} failed after an earlier error: {error}", file=sys.stderr)

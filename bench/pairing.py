@@ -33,10 +33,12 @@ def is_reference(manifest: dict[str, Any]) -> bool:
 
 
 def signature(manifest: dict[str, Any]) -> tuple:
-    """What a device run and its reference must share: model, dataset, categories, checkpoint sha256s."""
+    """What a device run and its reference must share: model, dataset, categories, checkpoint sha256s, and
+    the image set (``index_sha256``; a ``--limit`` smoke run of the reference profile pairs with its like)."""
     model, dataset = manifest.get("model", {}), manifest.get("dataset", {})
     checkpoints = tuple(sorted((c, v.get("checkpoint_sha256")) for c, v in model.get("categories", {}).items()))
-    return model.get("name"), dataset.get("name"), tuple(sorted(dataset.get("categories", []))), checkpoints
+    return (model.get("name"), dataset.get("name"), tuple(sorted(dataset.get("categories", []))), checkpoints,
+            dataset.get("index_sha256"))
 
 
 def describe(key: tuple) -> str:
@@ -53,6 +55,9 @@ def mismatch(ref: dict[str, Any], dev: dict[str, Any]) -> str | None:
     for what, a, b in checks:
         if a != b:
             return f"runs differ in {what}: reference {a!r}, device {b!r}; drift needs the same {what}"
+    if ref["dataset"].get("index_sha256") != dev["dataset"].get("index_sha256"):
+        return ("runs differ in their image set (dataset index_sha256; e.g. another --limit); drift needs the "
+                "same images")
     for category in ref["dataset"]["categories"]:
         a = ref["model"].get("categories", {}).get(category, {}).get("checkpoint_sha256")
         b = dev["model"].get("categories", {}).get(category, {}).get("checkpoint_sha256")
@@ -103,7 +108,7 @@ def pair_runs(runs: Sequence[HasManifest], pinned: Iterable[HasManifest] = ()) -
         ref = chosen.get(key)
         if ref is None:
             unpaired.append((run, f"no complete reference run (a profile with role: reference) of {describe(key)} "
-                                  f"with the same checkpoints"))
+                                  f"with the same checkpoints and images"))
         else:
             pairs.append((ref, run))
     return Pairing(pairs, unpaired, list(chosen.values()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 from importlib import metadata
 from pathlib import Path
 
@@ -30,3 +31,22 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def source_revision(*packages: str) -> str:
+    """sha256 (16 hex digits) over the Python sources of ``packages`` (module names, files or folders).
+
+    A cache key part: any edit to the code that makes an artifact (an FP16 policy, a wrapper, a default,
+    the network or its exporter) changes it, so a cache never hands back what an older harness built.
+    """
+    digest = hashlib.sha256()
+    for name in packages:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise ValueError(f"no module named {name!r}")
+        origin = Path(spec.origin)
+        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
+        for path in files:
+            digest.update(path.relative_to(origin.parent).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

@@ -16,8 +16,6 @@ from pathlib import Path
 from bench.data.layout import TreeDataset, image_files
 from bench.data.samples import Sample
 
-SUBSETS = ("mms_rpi", "mms_stretch")
-
 
 class MMSDataset(TreeDataset):
     name = "mms"

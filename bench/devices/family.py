@@ -9,14 +9,12 @@ install (a Pi, a Jetson) never imports another family's runtime. The registry
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import importlib.util
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from bench.errors import BadInput
+from bench.util import source_revision
 
 
 def load_attribute(spec: str, what: str) -> Any:
@@ -29,25 +27,6 @@ def load_attribute(spec: str, what: str) -> Any:
     return getattr(module, attr)
 
 
-def source_revision(*packages: str) -> str:
-    """sha256 (16 hex digits) over the Python sources of ``packages`` (module names, files or folders).
-
-    A family's compiler revision: any edit to how it compiles (an FP16 policy, a wrapper, a default)
-    changes it, so the artifact cache can never hand back an artifact an older harness built.
-    """
-    digest = hashlib.sha256()
-    for name in packages:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None:
-            raise ValueError(f"no module named {name!r}")
-        origin = Path(spec.origin)
-        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
-        for path in files:
-            digest.update(path.relative_to(origin.parent).as_posix().encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 @dataclass(frozen=True)
 class DeviceFamily:
     """One family's parts. ``name`` is the profile ``kind`` that selects it, the deployability target
@@ -56,8 +35,8 @@ class DeviceFamily:
     - ``adapter``: the Device subclass, ``"module:Class"``.
     - ``settings``: the frozen dataclass the profile's ``runtime`` section is read into (unknown keys
       refused); its resolved value, defaults included, is part of the artifact cache key.
-    - ``compiles_with``: the modules whose source is the family's compiler revision (default: the
-      family package itself).
+    - ``compiles_with``: modules besides the family package whose source shapes its artifacts; the
+      compiler revision hashes the package and these.
     - ``emulation``: ``"module:Class"`` of the session factory for ``--emulate`` (None: no emulation).
     - ``lint``: ``"module:function"`` taking the lint context and returning findings (None: no rules).
     """
@@ -76,4 +55,4 @@ class DeviceFamily:
 
     def compiler_revision(self) -> str:
         package = self.adapter.partition(":")[0].rsplit(".", 1)[0]
-        return source_revision(*(self.compiles_with or (package,)))
+        return source_revision(package, *self.compiles_with)

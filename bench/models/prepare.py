@@ -16,7 +16,7 @@ from bench.models.cards import ModelCard
 from bench.models.checkpoints import resolve_checkpoint
 from bench.models.export import ExportInfo, exported_model
 from bench.models.families import Family, family
-from bench.util import file_sha256
+from bench.util import file_sha256, source_revision
 
 
 def require_torch() -> None:
@@ -67,6 +67,12 @@ def backbone_for(fam: Family, checkpoint: dict[str, Any], given: Path | None, so
     return path
 
 
+def model_code_revision() -> str:
+    """Source revision of the networks, backbones and exporter (``bench.models``): part of the export's cache
+    key, so an edited network never reuses an old ONNX, nor the device artifacts keyed on its sha256."""
+    return source_revision("bench.models")
+
+
 def prepare(card: ModelCard, checkpoint_arg: Path, category: str, backbone_arg: Path | None,
             parity_inputs: list[np.ndarray], export_root: Path) -> PreparedModel:
     require_torch()
@@ -80,7 +86,7 @@ def prepare(card: ModelCard, checkpoint_arg: Path, category: str, backbone_arg: 
     export = card.data["export"]
     info = exported_model(
         model,
-        {"card": card.fingerprint(), "checkpoint": ckpt_sha, "backbone": backbone_sha},
+        {"card": card.fingerprint(), "checkpoint": ckpt_sha, "backbone": backbone_sha, "code": model_code_revision()},
         card.recipe.input_shape, int(export.get("opset", 18)), export.get("tolerance", {}), parity_inputs,
         export_root,
     )

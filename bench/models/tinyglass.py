@@ -29,8 +29,6 @@ from bench.models.patches import PatchExtractor, group_mean
 REDUCED = 64  # channels per layer after the group means
 EMBED_DIM = 2 * REDUCED
 HIDDEN = 512
-DISCRIMINATOR_KEYS = ("body.0.weight", "body.0.bias", "body.1.weight", "body.1.bias", "body.1.running_mean",
-                      "body.1.running_var", "body.1.num_batches_tracked", "tail.0.weight")
 
 
 class Discriminator(nn.Module):

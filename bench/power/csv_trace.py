@@ -25,7 +25,6 @@ TIME_UNITS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 AMPS_UNITS = {"A": 1.0, "mA": 1e-3, "uA": 1e-6}
 VOLTS_UNITS = {"V": 1.0, "mV": 1e-3}
 WATTS_UNITS = {"W": 1.0, "mW": 1e-3, "uW": 1e-6}
-COLUMNS = ("t_ns", "rail", "volts", "amps", "watts")
 
 
 def _clean(name: object) -> str:

@@ -28,6 +28,7 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        _drop_torn_line(path)
         self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - held open for the run
         self._last_sync = time.monotonic()
 
@@ -47,6 +48,28 @@ class Journal:
             self._fh.flush()
             os.fsync(self._fh.fileno())
             self._fh.close()
+
+
+def _drop_torn_line(path: Path) -> None:
+    """Cut a journal back to just after its last newline: a line torn by a crash would otherwise have the
+    next row appended onto it, and a corrupt line that is not the last cannot be told from damage."""
+    try:
+        fh = open(path, "r+b")  # noqa: SIM115 - closed by the with below
+    except FileNotFoundError:
+        return
+    with fh:
+        end = pos = fh.seek(0, os.SEEK_END)
+        keep = 0
+        while pos > 0:
+            start = max(0, pos - 65536)
+            fh.seek(start)
+            newline = fh.read(pos - start).rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            pos = start
+        if keep < end:
+            fh.truncate(keep)
 
 
 def read_journal(path: Path, schema: pa.Schema) -> pd.DataFrame:

@@ -8,6 +8,7 @@ them into ``<table>.parquet``, ``maps/<category>.npz`` and ``metrics.json``.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import fcntl
 import os
@@ -120,7 +121,7 @@ class RunWriter:
             "created_at": now,
             "updated_at": now,
             "finished_at": None,
-            **manifest,
+            **copy.deepcopy(manifest),  # set_artifact and set_section update nested dicts: not the caller's
             "attempts": [{"started_at": now, "command": manifest.get("command")}],
             "progress": {},
             "error": None,

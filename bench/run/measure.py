@@ -26,7 +26,7 @@ from bench.data.loader import Loaded
 from bench.data.samples import Sample
 from bench.data.stream import prefetch
 from bench.devices.base import Artifact, Device, ExportedModel, Session
-from bench.errors import BadInput, BenchError
+from bench.errors import BadInput, BenchError, cleanup
 from bench.models.postprocess import decode
 from bench.power import MeterUnavailable, PowerMeter, Sampler, max_failures, open_meter, rate_hz
 from bench.progress import bar
@@ -88,7 +88,8 @@ def measure(work: Workload, sink: RecordSink) -> None:
             _Category(work, sink, meter, job).run()
     finally:
         if meter is not None:
-            meter.close()
+            with cleanup("closing the power meter"):
+                meter.close()
 
 
 def _open_meter(power: dict[str, Any], sink: RecordSink) -> PowerMeter | None:
@@ -131,9 +132,10 @@ class _Category:
                     self._timed_pass(session, pool)
                 self.sink.set_progress(self.category, timed_attempt=self.sink.attempt)
             finally:
-                audit = session.audit()
-                if audit:
-                    self.sink.set_progress(self.category, session=audit)
+                with cleanup(f"recording the session audit of {self.category}"):
+                    audit = session.audit()
+                    if audit:
+                        self.sink.set_progress(self.category, session=audit)
 
     def _failure(self, exc: Exception) -> DeviceFailure:
         return DeviceFailure(f"device '{self.work.device.profile.name}' failed during {self.category}: {exc}")
@@ -239,9 +241,10 @@ class _Category:
                         progress.update()
         finally:
             if sampler is not None:
-                sampler.stop()
-                self.sink.append("power", sampler.rows)
-                self.sink.set_progress(self.category, power=sampler.to_manifest())
+                with cleanup(f"recording the power samples of {self.category}"):
+                    sampler.stop()
+                    self.sink.append("power", sampler.rows)
+                    self.sink.set_progress(self.category, power=sampler.to_manifest())
 
     def _profiled_pass(self, session: Session, pool: list[np.ndarray]) -> None:
         """The device's profiler times at least the minimum count; its figures become the timed rows, without

@@ -166,6 +166,26 @@ def test_device_dropping_mid_run_keeps_the_rows(setup: dict) -> None:
     assert record.images["score"].notna().all()
 
 
+class AuditFailingSession(DroppingSession):
+    """A dropped link fails the audit too (a cloud session cannot list its jobs)."""
+
+    def audit(self) -> dict:
+        raise ConnectionError("cannot list the device's jobs")
+
+
+class AuditFailingDevice(HostDevice):
+    def _open(self, artifact):  # type: ignore[no-untyped-def]
+        return AuditFailingSession(super()._open(artifact), fail_after=5)
+
+
+def test_a_failing_audit_does_not_hide_why_the_device_failed(setup: dict, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(DeviceFailure, match="link to the device lost"):
+        run(setup, Measurement(warmup=1, min_count=50, min_duration_s=0), AuditFailingDevice(load_profile("host")))
+    assert "link to the device lost" in load_run(only_run(setup)).manifest["error"]
+    assert "recording the session audit of widget failed after an earlier error: cannot list the device's jobs" \
+        in capsys.readouterr().err
+
+
 def test_broken_image_fails_the_run_naming_the_file(setup: dict) -> None:
     broken = setup["samples"][2].path
     broken.write_bytes(broken.read_bytes()[:40])

@@ -12,14 +12,14 @@ from bench.records import RunWriter
 def make_run(root: Path, run_id: str, scores: np.ndarray, labels: np.ndarray, device: str = "host",
              sha: str = "c" * 64, inputs: list[str] | None = None, maps: np.ndarray | None = None,
              metrics: dict | None = None, artifact: dict | None = None, role: str | None = None,
-             created: str | None = None, kind: str | None = None) -> Path:
+             created: str | None = None, kind: str | None = None, index: str | None = None) -> Path:
     ids = [f"cat/test/{i:03d}.png" for i in range(len(scores))]
     entry = {"checkpoint_sha256": sha} | ({"artifact_details": artifact} if artifact is not None else {})
     manifest = {
         "command": "test", "device": {"profile": device, "kind": kind or device, "emulated": False,
                                       "role": role or ("reference" if device == "host" else "device")},
         "model": {"name": "tinyglass", "categories": {"cat": entry}},
-        "dataset": {"name": "mvtec", "root": str(root), "categories": ["cat"]},
+        "dataset": {"name": "mvtec", "root": str(root), "categories": ["cat"], "index_sha256": index},
     }
     if created is not None:
         manifest["created_at"] = created

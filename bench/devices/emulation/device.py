@@ -18,13 +18,13 @@ import onnxruntime as ort
 
 from bench.devices.base import Artifact, DeviceProfile, ExportedModel, Session
 from bench.devices.emulation.numerics import Numerics
-from bench.devices.family import load_attribute, source_revision
+from bench.devices.family import load_attribute
 from bench.devices.host import HostSettings
 from bench.devices.host.adapter import HostDevice
 from bench.devices.registry import family
 from bench.devices.settings import from_section
 from bench.errors import BadInput
-from bench.util import file_sha256
+from bench.util import file_sha256, source_revision
 
 
 class EmulatedDevice(HostDevice):

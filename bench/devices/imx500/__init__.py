@@ -48,4 +48,6 @@ FAMILY = DeviceFamily(
     emulation="bench.devices.imx500.emulation:MctInt8Numerics",
     lint="bench.devices.imx500.deployability:lint",
     lint_label="IMX500",
+    # MCT quantizes on representative tensors these modules choose, synthesise and preprocess
+    compiles_with=("bench.data.calibration", "bench.models.synthetic", "bench.data.preprocess", "bench.data.loader"),
 )

@@ -25,7 +25,6 @@ from bench.errors import BadInput, BenchError
 from bench.records.atomic import replace_atomically
 
 MIN_MAJOR = 10
-FP16_MODES = ("builder_flag", "strongly_typed")
 
 
 class EngineBuildFailed(BenchError):

@@ -16,7 +16,7 @@ import numpy as np
 
 from bench.devices.base import InferenceResult, Session
 from bench.devices.tensorrt.cuda_runtime import Cuda
-from bench.errors import BadInput, BenchError
+from bench.errors import BadInput, BenchError, cleanup
 
 
 class EngineLoadFailed(BenchError):
@@ -59,7 +59,8 @@ class TensorRTSession(Session):
             if cuda_graph:
                 self._capture()
         except BaseException:
-            self.close()
+            with cleanup("closing the TensorRT session"):
+                self.close()
             raise
 
     def _allocate(self) -> None:
@@ -115,15 +116,26 @@ class TensorRTSession(Session):
         return InferenceResult(outputs, self.cuda.elapsed_ms(self._start, self._end))
 
     def _close(self) -> None:
-        if self._stream is not None:
-            self.cuda.synchronize(self._stream)
-        self.cuda.release("cudaGraphExecDestroy", self._graph_exec)
-        self.cuda.release("cudaGraphDestroy", self._graph)
-        for event in (self._start, self._end):
-            self.cuda.release("cudaEventDestroy", event)
-        self.cuda.release("cudaStreamDestroy", self._stream)
-        for binding in self.inputs + self.outputs:
-            self.cuda.release("cudaFree", binding.device)
+        """Synchronise, then release every handle even when a step fails (a lost device fails them all);
+        the first failure is raised once everything has been attempted."""
+        stream = self._stream
+        releases = [("cudaGraphExecDestroy", self._graph_exec), ("cudaGraphDestroy", self._graph),
+                    ("cudaEventDestroy", self._start), ("cudaEventDestroy", self._end),
+                    ("cudaStreamDestroy", stream)]
+        releases += [("cudaFree", binding.device) for binding in self.inputs + self.outputs]
         self.inputs, self.outputs = [], []
         self._stream = self._start = self._end = self._graph = self._graph_exec = None
+        first: BaseException | None = None
+        if stream is not None:
+            try:
+                self.cuda.synchronize(stream)
+            except BaseException as error:
+                first = error
+        for call, handle in releases:
+            try:
+                self.cuda.release(call, handle)
+            except BaseException as error:
+                first = first or error
         self._context = self._engine = None
+        if first is not None:
+            raise first

@@ -76,3 +76,12 @@ def test_compare_refuses_a_run_with_itself(tmp_path: Path, capsys: pytest.Captur
     run = make_run(tmp_path, "one", SCORES, LABELS)
     assert main(["compare", str(run), str(run), "--no-pixel"]) == 2
     assert "not with itself" in capsys.readouterr().err
+
+
+def test_a_newer_smoke_run_on_fewer_images_is_not_the_reference(tmp_path: Path) -> None:
+    """A --limit run of the reference profile once became the newest reference, which compare then refused."""
+    make_run(tmp_path, "full", SCORES, LABELS, index="all", created="2026-11-01T00:00:00+00:00")
+    make_run(tmp_path, "smoke", SCORES[:20], LABELS[:20], index="first-20", created="2026-11-02T00:00:00+00:00")
+    make_run(tmp_path, "dev", SCORES, LABELS, device="jetson", index="all", created="2026-11-03T00:00:00+00:00")
+    assert [(ref.name, run.name) for ref, run in pairs(tmp_path)] == [("full", "dev")]
+    assert main(["nightly", str(tmp_path), "--no-pixel"]) == 0

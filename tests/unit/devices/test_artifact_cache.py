@@ -116,3 +116,19 @@ def test_the_model_code_revision_keys_quantizing_toolchains_only(model: Exported
     edited = replace(model, module_revision="0123456789abcdef")
     assert cache_key(edited, quantizing) != cache_key(model, quantizing)
     assert cache_key(edited, plain) == cache_key(model, plain)
+
+
+def test_the_family_package_stays_in_the_revision_beside_compiles_with(fake_family: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """``compiles_with`` adds modules: an edit to the family's own package still changes its revision."""
+    (fake_family.parent / "fakehelper.py").write_text("STEP = 1\n")
+    real = registry.family
+    monkeypatch.setattr(registry, "family", lambda name: replace(real(name), compiles_with=("fakehelper",)))
+    device = create_device(host_profile("fakefamily"))
+    before = device.compiler_revision()
+    with (fake_family / "adapter.py").open("a") as source:
+        source.write("\n# an edit to the family itself\n")
+    after_package = device.compiler_revision()
+    (fake_family.parent / "fakehelper.py").write_text("STEP = 2\n")
+    assert len({before, after_package, device.compiler_revision()}) == 3
+    sys.modules.pop("fakehelper", None)

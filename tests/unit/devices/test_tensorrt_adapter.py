@@ -32,6 +32,7 @@ from bench.devices.base import DeviceProfile  # noqa: E402
 from bench.devices.cache import cache_key, compiled_artifact  # noqa: E402
 from bench.devices.tensorrt.adapter import TensorRTDevice  # noqa: E402
 from bench.devices.tensorrt.build import EngineBuildFailed, fp16_mode, parse_version  # noqa: E402
+from bench.devices.tensorrt.cuda_runtime import CudaError  # noqa: E402
 from bench.devices.tensorrt.session import EngineLoadFailed  # noqa: E402
 from bench.errors import BadInput  # noqa: E402
 from bench.records import load_run  # noqa: E402
@@ -52,7 +53,8 @@ def fake_trt(monkeypatch: pytest.MonkeyPatch):
 
     def use(version: str = "10.3.0", **env: str) -> None:
         monkeypatch.setenv("FAKE_TRT_VERSION", version)
-        for key in ("FAKE_CUDA_GPU", "FAKE_CUDA_CC", "FAKE_CUDA_DEVICES", "FAKE_CUDA_FAIL_AFTER_COPIES"):
+        for key in ("FAKE_CUDA_GPU", "FAKE_CUDA_CC", "FAKE_CUDA_DEVICES", "FAKE_CUDA_FAIL_AFTER_COPIES",
+                    "FAKE_CUDA_FAIL_SYNC"):
             monkeypatch.delenv(key, raising=False)
         for key, value in env.items():
             monkeypatch.setenv(key, value)
@@ -201,6 +203,30 @@ def test_session_matches_the_onnx_and_times_with_events(fake_trt, tmp_path: Path
         np.testing.assert_allclose(again.infer(other).outputs["score"], host_outputs(path, other)["score"], rtol=1e-6)
         with pytest.raises(BadInput, match=r"input shape \(1, 3, 8, 8\) does not match the engine's"):
             again.infer(np.zeros((1, 3, 8, 8), np.float32))
+
+
+def test_close_releases_everything_when_the_device_has_faulted(fake_trt, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from cuda.bindings import runtime
+
+    dev = device(tmp_path)
+    session = dev.open(dev.compile(exported(write_tiny_onnx(tmp_path / "t.onnx")), tmp_path / "a"))
+    pointers = [b.device for b in session.inputs + session.outputs]
+    monkeypatch.setenv("FAKE_CUDA_FAIL_SYNC", "1")
+    with pytest.raises(CudaError, match="cudaStreamSynchronize failed: cudaErrorLaunchFailure"):
+        session.close()
+    assert pointers and not any(runtime.is_device_pointer(p) for p in pointers)
+
+
+def test_a_failing_close_does_not_hide_why_the_session_failed_to_open(
+        fake_trt, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    dev = device(tmp_path, cuda_graph=True)
+    artifact = dev.compile(exported(write_tiny_onnx(tmp_path / "t.onnx")), tmp_path / "a")
+    monkeypatch.setenv("FAKE_CUDA_FAIL_SYNC", "1")  # the capture's synchronise fails, and so does close's
+    with pytest.raises(CudaError, match="cudaStreamSynchronize failed") as failure:
+        dev.open(artifact)
+    assert failure.value.__context__ is None  # the capture's own error, not close's raised while handling it
+    assert "warning: closing the TensorRT session failed after an earlier error" in capsys.readouterr().err
 
 
 def test_engine_from_another_tensorrt_is_refused(fake_trt, tmp_path: Path) -> None:

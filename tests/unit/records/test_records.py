@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -18,6 +19,8 @@ import pytest
 
 from bench.errors import BadInput
 from bench.records import SCHEMA_VERSION, RunWriter, load_run
+from bench.records.journal import Journal, read_journal
+from bench.records.schema import TABLES
 
 MANIFEST = {"command": "test", "device": {"profile": "host"}, "model": {"name": "m"}, "dataset": {"name": "d"}}
 
@@ -83,6 +86,20 @@ def test_torn_last_journal_line_is_dropped(tmp_path: Path) -> None:
     assert len(record.images) == 2
 
 
+def test_rows_appended_after_a_torn_line_start_on_a_line_of_their_own(tmp_path: Path) -> None:
+    path = tmp_path / "images.jsonl"
+    journal = Journal(path)
+    journal.append([image_row(0), image_row(1)])
+    journal.close()
+    with open(path, "a") as fh:
+        fh.write('{"image_id": "cat/test/good/00')  # the process died mid-write
+    resumed = Journal(path)
+    resumed.append([image_row(2)])
+    resumed.close()
+    frame = read_journal(path, TABLES["images"])
+    assert frame["image_id"].tolist() == [image_row(i)["image_id"] for i in range(3)]
+
+
 def test_corrupt_journal_line_names_file_and_line(tmp_path: Path) -> None:
     writer = RunWriter.create(tmp_path, MANIFEST, "bad")
     writer.append("images", [image_row(0)])
@@ -146,6 +163,14 @@ def test_manifest_changes_only_through_the_writer(tmp_path: Path) -> None:
     manifest = load_run(tmp_path / "m").manifest
     assert manifest["request"] == {"device": "host"} and manifest["measurement"] == {"warmup": 2}
     assert manifest["attempts"][1]["measurement"] == {"warmup": 2} and "measurement" not in manifest["attempts"][0]
+
+
+def test_the_writer_does_not_change_the_callers_manifest(tmp_path: Path) -> None:
+    manifest = copy.deepcopy(MANIFEST)
+    writer = RunWriter.create(tmp_path, manifest, "own")
+    writer.set_artifact("cat", "a" * 64, {"onnxruntime": "1.0"}, cached=False)
+    writer.set_section("device", power_status="unavailable")
+    assert manifest == MANIFEST
 
 
 def test_the_reader_does_not_import_the_writer() -> None:

@@ -10,7 +10,9 @@ recorded into a graph that ``cudaGraphLaunch`` replays.
 Environment knobs (fault injection): ``FAKE_CUDA_DEVICES`` (default 1; 0 gives
 cudaErrorNoDevice), ``FAKE_CUDA_GPU`` (device name, default "Orin"), ``FAKE_CUDA_CC`` (compute
 capability, default 8.7), ``FAKE_CUDA_FAIL_AFTER_COPIES`` (copies that succeed before every
-later one returns cudaErrorLaunchFailure, as when a device drops mid-run).
+later one returns cudaErrorLaunchFailure, as when a device drops mid-run), ``FAKE_CUDA_FAIL_SYNC``
+(set: every cudaStreamSynchronize returns cudaErrorLaunchFailure, as when a kernel faulted
+asynchronously and the sticky error surfaces at the next synchronisation).
 """
 
 from __future__ import annotations
@@ -177,7 +179,7 @@ def cudaStreamDestroy(stream: cudaStream_t) -> tuple[cudaError_t]:
 
 
 def cudaStreamSynchronize(stream: cudaStream_t) -> tuple[cudaError_t]:
-    return (_ok,)
+    return (cudaError_t.cudaErrorLaunchFailure,) if os.environ.get("FAKE_CUDA_FAIL_SYNC") else (_ok,)
 
 
 def submit(stream_handle: int, op: Callable[[], None]) -> None:
