@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.devices.base import Artifact, Device, ExportedModel
+from bench.paths import cache_dir
 from bench.records.atomic import write_json
 from bench.util import file_sha256
 
@@ -73,3 +74,9 @@ def _load(meta_path: Path) -> Artifact | None:
         return Artifact(**data)
     except (json.JSONDecodeError, KeyError, TypeError):
         return None
+
+
+def artifact_for(device: Device, exported: ExportedModel) -> tuple[Artifact, bool]:
+    """The artifact from the cache folder (``bench.paths.cache_dir()/artifacts``), built when missing; returns
+    (artifact, was_cached). The one place a run, ``bench compile`` and a remote worker compile."""
+    return compiled_artifact(exported, device, cache_dir() / "artifacts")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,10 @@ def profile_names(folder: Path | None = None) -> list[str]:
 
 def load_profile(name: str, folder: Path | None = None) -> DeviceProfile:
     data, path = load_named(folder or devices_dir(), "device", name, REQUIRED)
+    known = {f.name for f in fields(DeviceProfile)} - {"source"}
+    unknown = sorted(set(data) - known)
+    if unknown:  # a typo (``rol: reference``) would otherwise silently fall back to a default
+        raise BadInput(f"{path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
     role = data.get("role", "device")
     if role not in ROLES:
         raise BadInput(f"{path}: role '{role}' is not one of {', '.join(ROLES)}")

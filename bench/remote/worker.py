@@ -20,12 +20,12 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from bench.devices.cache import artifact_for
 from bench.devices.profiles import profile_from_data
 from bench.devices.registry import create_device
 from bench.errors import BenchError
 from bench.remote.bundle import read_bundle
 from bench.run.measure import Workload, measure
-from bench.run.plan import artifact_for
 
 PROTOCOL = 1
 

@@ -22,8 +22,8 @@ from bench.data.loader import InputLoader
 from bench.data.preprocess import Recipe, Recipes, preprocess_mask
 from bench.data.samples import Sample
 from bench.data.tensor_cache import TensorCache
-from bench.devices.base import Artifact, Device, ExportedModel
-from bench.devices.cache import compiled_artifact
+from bench.devices.base import Device, ExportedModel
+from bench.devices.cache import artifact_for
 from bench.devices.profiles import load_profile
 from bench.devices.registry import create_device
 from bench.errors import BadInput
@@ -65,11 +65,6 @@ class Plan:
                 for job in self.jobs}
 
 
-def artifact_for(device: Device, exported: ExportedModel) -> tuple[Artifact, bool]:
-    """The compiled artifact from the artifact cache, built when missing; returns (artifact, was_cached)."""
-    return compiled_artifact(exported, device, cache_dir() / "artifacts")
-
-
 def plan_run(request: RunRequest) -> Plan:
     """Resolve, prepare and compile what ``request`` asks for."""
     profile = load_profile(request.device)
@@ -78,9 +73,11 @@ def plan_run(request: RunRequest) -> Plan:
     if device.emulated:
         # Host timing of emulated numerics is not the device's: no warm-up, no timed pass.
         request = request.with_measurement(warmup=0, min_count=0, min_duration_s=0.0)
+    remote = is_remote(device.profile.location) and not device.emulated
+    if not remote:  # before any export or compile: a missing board, camera or runtime costs nothing
+        device.require_available()
     card, dataset, categories, samples, prepared = _inputs(request, request.skip_bad)
     recipes = card.recipes.with_mask(request.mask_convention)
-    remote = is_remote(device.profile.location) and not device.emulated
     here = not remote or (device.compiles_apart() and device.compile_status()[0])
     jobs = []
     for category in categories:

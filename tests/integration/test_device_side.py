@@ -231,7 +231,8 @@ NO_TORCH = textwrap.dedent(
     from bench.records import load_run
     from bench.run.benchmark import run_plan
     from bench.run.measure import Job, Measurement
-    from bench.run.plan import Plan, artifact_for
+    from bench.devices.cache import artifact_for
+    from bench.run.plan import Plan
     from bench.util import file_sha256
     tmp = Path(sys.argv[1])
     onnx_path = tmp / "tiny.onnx"

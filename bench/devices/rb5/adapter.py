@@ -48,7 +48,10 @@ class RB5Device(Device):
                  "compile_options": hub.compile_options,
                  "aihub_device": ",".join(hub.device_attributes) or hub.device}
         if self.settings.dlc:
-            tools["dlc"] = file_sha256(Path(self.settings.dlc).expanduser())
+            dlc = Path(self.settings.dlc).expanduser()
+            if not dlc.is_file():
+                raise BadInput(f"{self.profile.source}: runtime.dlc {dlc} is not a file")
+            tools["dlc"] = file_sha256(dlc)
         return tools
 
     def _hub_status(self) -> tuple[bool, str]:

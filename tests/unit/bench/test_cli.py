@@ -143,3 +143,21 @@ def test_host_cuda_without_the_provider_says_why(tmp_path: Path, capsys: pytest.
 
     ok, reason = create_device(load_profile("host-cuda")).availability()
     assert not ok and "lacks CUDAExecutionProvider" in reason and "onnxruntime-gpu" in reason
+
+
+def test_a_device_that_cannot_run_here_is_refused_before_any_export(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnxruntime
+
+    from bench.run import plan
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this machine has ONNX Runtime's CUDA provider, so host-cuda can run")
+
+    def no_export(*args: object, **kwargs: object) -> None:
+        raise AssertionError("models were prepared for a device that cannot run")
+
+    monkeypatch.setattr(plan, "_inputs", no_export)
+    assert main(["run", "--device", "host-cuda", "--data-root", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "host-cuda" in err and "CUDAExecutionProvider" in err

@@ -64,3 +64,10 @@ def test_tensorrt_settings_are_typed(tmp_path: Path) -> None:
                                        r"cuda_graph, expected_power_mode, gpu_index, system_root, timing_cache, "
                                        r"workspace_mib"):
         create_device(typo)
+
+
+def test_a_misspelt_top_level_key_is_refused(tmp_path: Path) -> None:
+    """``rol: reference`` once silently made the profile a device run."""
+    (tmp_path / "cpu.yaml").write_text("name: cpu\nkind: host\nprecision: fp32\nrol: reference\n")
+    with pytest.raises(BadInput, match=r"cpu\.yaml: unknown key\(s\) rol; valid: .*role"):
+        load_profile("cpu", tmp_path)
