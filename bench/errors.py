@@ -1,4 +1,4 @@
-"""Error types that map onto the CLI's exit codes (DESIGN.md: 2 bad input, 3 gate failed)."""
+"""Error types that map onto the CLI's exit codes (DESIGN.md: 2 bad input, 3 gate failed, 5 device failed)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,13 @@ class GateFailed(BenchError):
     """A quality gate (for example the drift limit of ``bench compare``) was exceeded."""
 
     exit_code = 3
+
+
+class DeviceFailure(BenchError):
+    """The device or its runtime failed: an engine that would not build or load, a CUDA error, a timeout, a
+    dropped link, a failed cloud job. The run record keeps what was measured and says which."""
+
+    exit_code = 5
 
 
 def one_of(kind: str, name: str, valid: list[str] | tuple[str, ...]) -> BadInput:

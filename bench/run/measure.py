@@ -26,7 +26,7 @@ from bench.data.loader import Loaded
 from bench.data.samples import Sample
 from bench.data.stream import prefetch
 from bench.devices.base import Artifact, Device, ExportedModel, Session
-from bench.errors import BadInput, BenchError, cleanup
+from bench.errors import BadInput, BenchError, DeviceFailure, cleanup
 from bench.models.postprocess import decode
 from bench.power import MeterUnavailable, PowerMeter, Sampler, max_failures, open_meter, rate_hz
 from bench.progress import bar
@@ -73,10 +73,6 @@ class Workload:
     postprocess: dict[str, Any]
     measurement: Measurement
     done: frozenset[str] = frozenset()
-
-
-class DeviceFailure(BenchError):
-    """The device or its runtime failed mid-run; what was recorded so far is kept."""
 
 
 def measure(work: Workload, sink: RecordSink) -> None:

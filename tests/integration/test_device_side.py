@@ -158,8 +158,9 @@ class DroppingDevice(HostDevice):
 
 
 def test_device_dropping_mid_run_keeps_the_rows(setup: dict) -> None:
-    with pytest.raises(DeviceFailure, match=r"link to the device lost.*resume with --resume"):
+    with pytest.raises(DeviceFailure, match=r"link to the device lost.*resume with --resume") as failure:
         run(setup, Measurement(warmup=1, min_count=50, min_duration_s=0), DroppingDevice(load_profile("host")))
+    assert failure.value.exit_code == 5  # DESIGN.md: 5 a device failed, distinct from bad input (2) and a crash (1)
     record = load_run(only_run(setup))
     assert record.status == "failed" and "link to the device lost" in record.manifest["error"]
     assert len(record.images) == 4  # 1 warm-up + 4 images before the drop

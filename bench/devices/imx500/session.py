@@ -27,13 +27,13 @@ import numpy as np
 from bench.devices.base import InferenceResult, Session
 from bench.devices.imx500 import IMX500Settings
 from bench.devices.imx500.quant import Normalization, to_pixels
-from bench.errors import BadInput, BenchError
+from bench.errors import BadInput, DeviceFailure
 
 FRAME_MODULO = 256  # the driver's frame counter is 8 bits
 BUFFER_COUNT = 12  # camera buffers while injecting
 
 
-class InjectionFailed(BenchError):
+class InjectionFailed(DeviceFailure):
     """The camera did not return the injected image's output (dropped, disconnected, timed out)."""
 
 

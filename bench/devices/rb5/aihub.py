@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from bench.devices.rb5 import HubSettings
-from bench.errors import BadInput, BenchError
+from bench.errors import BadInput, DeviceFailure
 
 T = TypeVar("T")
 TRANSIENT = ("could not connect", "timeout occurred", "unavailable right now", "rate", "waiting for device timed out",
@@ -34,10 +34,8 @@ QUOTA = ("quota", "limit exceeded", "too many jobs")
 UNSUPPORTED = ("not supported", "unsupported", "no kernel", "does not support", "converter failed")
 
 
-class AIHubError(BenchError):
+class AIHubError(DeviceFailure):
     """An AI Hub job or call failed; the message names the job and the reason."""
-
-    exit_code = 2
 
 
 def load_hub() -> Any:

@@ -22,10 +22,10 @@ import numpy as np
 
 from bench.devices.base import InferenceResult, Session
 from bench.devices.rb5 import BoardSettings
-from bench.errors import BenchError
+from bench.errors import DeviceFailure
 
 
-class BoardError(BenchError):
+class BoardError(DeviceFailure):
     """The board, adb or qnn-net-run failed; the message carries the board's own output."""
 
 

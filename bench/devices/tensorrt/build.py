@@ -21,16 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BadInput, BenchError
+from bench.errors import BadInput, DeviceFailure
 from bench.records.atomic import replace_atomically
 
 MIN_MAJOR = 10
 
 
-class EngineBuildFailed(BenchError):
+class EngineBuildFailed(DeviceFailure):
     """TensorRT could not parse the ONNX or build an engine; the message carries TensorRT's reasons."""
-
-    exit_code = 2
 
 
 def parse_version(version: str) -> tuple[int, int, int]:

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.errors import BenchError
+from bench.errors import DeviceFailure
 
 
-class CudaError(BenchError):
+class CudaError(DeviceFailure):
     """A CUDA runtime call failed (no device, out of memory, a device lost mid-run)."""
 
 

@@ -16,13 +16,11 @@ import numpy as np
 
 from bench.devices.base import InferenceResult, Session
 from bench.devices.tensorrt.cuda_runtime import Cuda
-from bench.errors import BadInput, BenchError, cleanup
+from bench.errors import BadInput, BenchError, DeviceFailure, cleanup
 
 
-class EngineLoadFailed(BenchError):
+class EngineLoadFailed(DeviceFailure):
     """The engine file cannot be deserialized here (corrupt, or built by another TensorRT or GPU)."""
-
-    exit_code = 2
 
 
 @dataclass
