@@ -1,7 +1,9 @@
 """``bench doctor``: for every device profile, whether it can run here and exactly what is missing.
 
 Each profile gets a row for its adapter (and power meter) and, when it has an emulation
-section, one for running its numerics on this host.
+section, one for running its numerics on this host. Where cuda-python is installed, one row says
+whether this NVIDIA driver can run its CUDA runtime and the pip TensorRT's CUDA major, since a
+mismatch otherwise surfaces only as an opaque error at the first CUDA call.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Any
 
 from bench.devices.profiles import load_profile, profile_data, profile_names
 from bench.devices.registry import create_device
+from bench.devices.tensorrt.cuda_runtime import load_cudart
+from bench.devices.tensorrt.versions import cuda_compatibility, tensorrt_wheel
 from bench.errors import BenchError
 from bench.power import check_meter, meter_name
 
@@ -21,6 +25,15 @@ def _export_status() -> tuple[bool, str]:
     if missing:
         return False, f"missing {', '.join(missing)}: pip install -e '.[export]'"
     return True, "ok"
+
+
+def cuda_rows() -> list[dict[str, Any]]:
+    """The driver/runtime row when cuda-python imports; none where it is not installed."""
+    try:
+        cudart = load_cudart()
+    except ImportError:
+        return []
+    return [_check("cuda driver/runtime", lambda: cuda_compatibility(cudart, tensorrt_wheel()))]
 
 
 def _check(check: str, probe: Any) -> dict[str, Any]:
@@ -47,7 +60,7 @@ def remote_status(profile: Any) -> tuple[bool, str]:
 
 
 def diagnose() -> list[dict[str, Any]]:
-    rows = [_check("export (host side)", _export_status)]
+    rows = [_check("export (host side)", _export_status), *cuda_rows()]
     for name in profile_names():
         try:
             profile = load_profile(name)

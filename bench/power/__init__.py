@@ -22,8 +22,9 @@ A device profile's ``power`` section picks the meter::
         rail: board           # the rail name its rows get (default: the first of rails)
 
 Rails by meter: ina3221 and jtop use the board's labels (Jetson Orin Nano: VDD_IN,
-VDD_CPU_GPU_CV, VDD_SOC; jtop also "tot"); rapl the powercap zone names (package-0, dram, ...);
-nvml ``gpu<index>``. With ``meter: none`` the run records no power samples and its energy
+VDD_CPU_GPU_CV, VDD_SOC; jtop also "tot"; "NC" channels are not rails); rapl the powercap zone
+names (package-0, dram, ...); nvml ``gpu<index>``, from its energy counter where the GPU has one
+(``bench.power.nvml``). With ``meter: none`` the run records no power samples and its energy
 figures say why they are missing, rather than showing zeros. A meter that cannot be opened,
 or drops out, is recorded as such by the ``Sampler`` (see ``bench.power.base``).
 """
@@ -146,4 +147,5 @@ def check_meter(power: dict[str, Any]) -> tuple[bool, str]:
         return False, str(exc)
     assert meter is not None
     with meter:
-        return True, f"{name}: {', '.join(meter.rails)}"
+        found = f"{name}: {', '.join(meter.rails)}"
+        return True, f"{found} ({meter.source})" if meter.source else found

@@ -54,9 +54,13 @@ def check_rails(kind: str, wanted: list[str] | None, found: list[str]) -> list[s
 
 
 class PowerMeter(ABC):
-    """A live power meter: ``rails`` it reads, ``read()`` one sample per rail, ``close()`` when done."""
+    """A live power meter: ``rails`` it reads, ``read()`` one sample per rail, ``close()`` when done.
+
+    ``source`` says how the figures were obtained where that is not plain (a fallback reading, channels
+    left out), so the run record states it next to the samples."""
 
     rails: list[str]
+    source: str = ""
 
     @abstractmethod
     def read(self) -> list[Row]:
@@ -179,7 +183,8 @@ class Sampler:
     def to_manifest(self) -> dict[str, Any]:
         """What the run record keeps about the sampling besides the rows themselves."""
         return {"status": self.status, "reason": self.reason, "rate_hz": self.rate_hz, "rails": self.rails,
-                "samples": len(self.rows), "dropouts": self.dropouts, "gave_up": self._gave_up}
+                "source": self.meter.source or None, "samples": len(self.rows), "dropouts": self.dropouts,
+                "gave_up": self._gave_up}
 
     def _run(self) -> None:
         next_ns = clock.now_ns() + self._period_ns

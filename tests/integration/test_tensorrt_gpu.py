@@ -7,6 +7,7 @@ Jetson adapter off the board.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,19 @@ def test_engine_matches_the_host_within_fp16_tolerance(tmp_path: Path, cuda_grap
                 scale = max(1.0, float(np.abs(expected[name]).max()))
                 np.testing.assert_allclose(result.outputs[name], expected[name], atol=tolerance * scale)
             assert result.device_ms is not None and result.device_ms > 0
+
+
+def test_fp32_engine_has_tf32_cleared_and_the_timing_cache_is_reused(tmp_path: Path) -> None:
+    """TF32 is on by default in TensorRT: the fp32 engine must clear it; the second build loads the first's cache."""
+    base = load_profile("tensorrt-gpu")
+    profile = replace(base, precision="fp32", runtime={**base.runtime, "timing_cache": str(tmp_path / "timing.cache")})
+    device = create_device(profile)
+    model = exported(conv_onnx(tmp_path / "m.onnx"))
+    first = device.compile(model, tmp_path / "a").details["build"]
+    assert first["build_mode"] == "fp32" and first["tf32"] is False and "TF32" not in first["builder_flags"]
+    assert first["timing_cache_loaded_bytes"] == 0
+    second = device.compile(model, tmp_path / "b").details["build"]
+    assert second["timing_cache_rejected"] is False and second["timing_cache_loaded_bytes"] > 0
 
 
 @pytest.mark.slow

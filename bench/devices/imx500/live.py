@@ -29,16 +29,13 @@ from bench.records.atomic import write_json
 
 def capture(rpk: Path, frames: int, frame_rate: float, camera_id: str = "") -> pd.DataFrame:
     """``frames`` consecutive frames from the running sensor: counter, timestamp, KPI, whether it had an output."""
-    from picamera2 import Picamera2
     from picamera2.devices import IMX500
+
+    from bench.devices.imx500.session import open_camera
 
     if not rpk.is_file():
         raise BadInput(f"{rpk}: no such network file (imx500-package -i packerOut.zip -o DIR makes one)")
-    try:
-        imx500 = IMX500(str(rpk), camera_id=camera_id)
-    except RuntimeError as exc:
-        raise BadInput(f"{rpk}: the IMX500 cannot load it: {exc}") from exc
-    picam2 = Picamera2(imx500.camera_num)
+    imx500, picam2 = open_camera(rpk, camera_id)
     config = picam2.create_preview_configuration(controls={"FrameRate": frame_rate}, buffer_count=12)
     imx500.show_network_fw_progress_bar()
     picam2.start(config, show_preview=False)

@@ -6,8 +6,10 @@ through an OpenEXR file into ``IMX500.prepare_tensor_for_injection`` (the sensor
 padded, planar layout), the bytes are handed to the driver through a memfd, and the driver
 reports the frame counter its output will carry. Frames are read until one carries that
 counter (output belongs to the injected image); a frame past it means the injection was
-missed, and the image is injected again (at most ``max_reinjections`` times). This follows
-picamera2's own injection example, including its use of the private ``__set_input_tensor``.
+missed, and the image is injected again (at most ``max_reinjections`` times). The driver's
+answer 0 is no frame number: picamera2's ``get_injection_cmp_frm`` returns 0 when its ioctl
+fails, so after a 0 one frame is let pass and the image injected again (the same budget). This
+follows picamera2's own injection example, including its use of the private ``__set_input_tensor``.
 
 ``device_ms`` is the sensor's KPI: DNN runtime plus DSP runtime of that frame. The host-clock
 latency includes waiting for the frame, so it is bounded below by the frame period.
@@ -56,6 +58,39 @@ def fit_output(value: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarr
     raise InjectionFailed(f"output '{name}' has shape {array.shape}; the model's is {shape}")
 
 
+def open_camera(rpk: Path, camera_id: str, tensor_injection: bool = False) -> tuple[Any, Any]:
+    """picamera2's ``IMX500`` with the network loaded and the ``Picamera2`` of its camera, failures as one line.
+
+    A missing camera or a driver error is the device's failure; a network file it cannot read is the user's.
+    In picamera2 0.3.38 ``IMX500()`` raises StopIteration when libcamera lists no imx500 matching the sensor
+    node it found, RuntimeError texts beginning "IMX500:" for the sensor node and driver (ioctl) errors and
+    other RuntimeErrors for the network file; ``Picamera2()`` raises RuntimeError for a missing or busy camera.
+    """
+    from picamera2 import Picamera2
+    from picamera2.devices import IMX500
+
+    which = f"IMX500 camera '{camera_id}'" if camera_id else "IMX500 camera"
+    try:
+        imx500 = IMX500(str(rpk), camera_id=camera_id, tensor_injection=tensor_injection)
+    except StopIteration:
+        raise DeviceFailure(f"no {which} among the cameras libcamera lists (rpicam-hello --list-cameras), though "
+                            f"its sensor node exists") from None
+    except OSError as exc:
+        raise DeviceFailure(f"cannot open the {which}: {exc}") from exc
+    except RuntimeError as exc:
+        if "dev-node not found" in str(exc):
+            raise DeviceFailure(f"no {which} on this device (picamera2: {exc})") from exc
+        if str(exc).startswith("IMX500:"):
+            raise DeviceFailure(f"the {which}'s driver failed: {exc}") from exc
+        raise BadInput(f"{rpk}: the IMX500 cannot load it: {exc}") from exc
+    try:
+        picam2 = Picamera2(imx500.camera_num)
+    except RuntimeError as exc:
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        raise DeviceFailure(f"picamera2 cannot open the {which} (camera {imx500.camera_num}): {exc}{cause}") from exc
+    return imx500, picam2
+
+
 class InjectionSession(Session):
     # the sensor's KPI (DNN + DSP runtime); the host clock adds frame pacing and injection
     timing_source = "device_clock"
@@ -63,7 +98,6 @@ class InjectionSession(Session):
     def __init__(self, rpk: Path, normalization: Normalization, output_names: list[str], settings: IMX500Settings,
                  output_shapes: dict[str, tuple[int, ...]] | None = None) -> None:
         import OpenEXR
-        from picamera2 import Picamera2
         from picamera2.devices import IMX500
 
         self._exr = OpenEXR
@@ -74,13 +108,12 @@ class InjectionSession(Session):
         self._tmp = tempfile.TemporaryDirectory(prefix="imx500-inject-", dir="/dev/shm" if Path("/dev/shm").is_dir()
                                                 else None)
         try:
-            self.imx500 = IMX500(str(rpk), camera_id=settings.camera_id, tensor_injection=True)
-        except (RuntimeError, OSError) as exc:
+            self.imx500, self.picam2 = open_camera(rpk, settings.camera_id, tensor_injection=True)
+        except BaseException:
             self._tmp.cleanup()
-            raise BadInput(f"{rpk}: the IMX500 cannot load it: {exc}") from exc
+            raise
         self.kpi = IMX500.get_kpi_info
         self.width, self.height = self.imx500.get_input_size()
-        self.picam2 = Picamera2(self.imx500.camera_num)
         config = self.picam2.create_preview_configuration(
             controls={"FrameRate": float(settings.frame_rate), "CnnEnableInputTensor": True},
             buffer_count=BUFFER_COUNT)
@@ -103,7 +136,9 @@ class InjectionSession(Session):
             out.close()
         return path
 
-    def _inject(self, tensor: bytes) -> int:
+    def _inject(self, tensor: bytes) -> int | None:
+        """Hand the tensor to the driver; the frame counter its output will carry, None where the driver answered 0
+        (picamera2's get_injection_cmp_frm returns 0 when its ioctl fails, so a 0 names no frame)."""
         fd = os.memfd_create("imx500-tensor", os.MFD_CLOEXEC)
         try:
             os.write(fd, tensor)
@@ -111,7 +146,7 @@ class InjectionSession(Session):
                 self.imx500._IMX500__set_input_tensor(fd)
             except RuntimeError as exc:
                 raise InjectionFailed(str(exc)) from exc
-            return int(self.imx500.get_injection_cmp_frm())
+            return int(self.imx500.get_injection_cmp_frm()) or None
         finally:
             os.close(fd)
 
@@ -129,6 +164,14 @@ class InjectionSession(Session):
             if time.monotonic() > deadline:
                 raise InjectionFailed(f"no frame with the injected image's output within {self.settings.timeout_s} s")
             metadata = self.picam2.capture_metadata()
+            if target is None:  # no frame number: a frame has passed, so a new injection gets another one
+                if injections > self.settings.max_reinjections:
+                    raise InjectionFailed(f"the IMX500 driver did not say which frame carries the injected image's "
+                                          f"output ({injections} injections; get_injection_cmp_frm returned 0, its "
+                                          f"value on an ioctl error)")
+                target = self._inject(tensor)
+                injections += 1
+                continue
             info = metadata.get("CnnOutputTensorInfo")
             if not info or not metadata.get("CnnOutputTensor"):
                 continue

@@ -28,8 +28,8 @@ from typing import Any
 from bench.devices.base import Artifact, Device, ExportedModel, Session
 from bench.devices.onnx_info import output_shapes
 from bench.devices.rb5 import RB5Settings
-from bench.devices.rb5.aihub import AIHubError, device, finished, load_hub, submitted
-from bench.errors import BadInput
+from bench.devices.rb5.aihub import AIHubError, AIHubRefused, device, finished, load_hub, submitted
+from bench.errors import BadInput, BenchError
 from bench.paths import cache_dir
 from bench.util import file_sha256, installed_version
 
@@ -77,11 +77,11 @@ class RB5Device(Device):
             self.settings.adb.sdk_files()
         except BadInput as exc:
             return False, str(exc)
-        from bench.devices.rb5.qnn_adb import BoardError, connect
+        from bench.devices.rb5.qnn_adb import connect
 
         try:
             board = connect(self.settings.adb.serial)
-        except BoardError as exc:
+        except BenchError as exc:  # no board, several boards and no serial, a board that does not answer
             return False, str(exc)
         return True, f"board {board.serial} over adb, QNN SDK {self.settings.adb.qnn_sdk}"
 
@@ -107,13 +107,13 @@ class RB5Device(Device):
             raise BadInput(f"compiling for {self.profile.name} needs AI Hub: {reason}")
         hub, settings = load_hub(), self.settings.aihub
         specs = {exported.input_name: (tuple(exported.input_shape), "float32")}
-        job = submitted(lambda: hub.submit_compile_job(
-            model=str(exported.onnx_path), device=device(hub, settings), name=f"edge-ad-bench {exported.sha256[:12]}",
-            input_specs=specs, options=settings.compile_options), "compile", settings)
+        job = submitted(hub.submit_compile_job, "compile", settings, model=str(exported.onnx_path),
+                        device=device(hub, settings), name=f"edge-ad-bench {exported.sha256[:12]}",
+                        input_specs=specs, options=settings.compile_options)
         finished(job, "compile", settings)
         model = job.get_target_model()
         if model is None:
-            raise BadInput(f"AI Hub compile job {job.job_id} succeeded but has no target model ({job.url})")
+            raise AIHubError(f"AI Hub compile job {job.job_id} succeeded but has no target model ({job.url})")
         written = Path(model.download(str(target)))
         if written != target:
             shutil.move(written, target)
@@ -125,11 +125,12 @@ class RB5Device(Device):
     def _open(self, artifact: Artifact) -> Session:
         shapes = {name: tuple(dims) for name, dims in (artifact.details.get("output_shapes") or {}).items()}
         input_name = str(artifact.details.get("input_name", "image"))
+        options = str(artifact.details.get("options") or "")  # what the DLC was compiled with; none for runtime.dlc
         if self.settings.transport == "adb":
             from bench.devices.rb5.qnn_adb import QnnBoardSession
 
             return QnnBoardSession(artifact.path, input_name, tuple(artifact.details.get("input_shape") or ()), shapes,
-                                   self.settings.adb)
+                                   self.settings.adb, options)
         from bench.devices.rb5.aihub_session import AIHubSession
 
         hub, settings = load_hub(), self.settings.aihub
@@ -137,14 +138,14 @@ class RB5Device(Device):
         model = None
         if model_id:
             try:
-                model = submitted(lambda: hub.get_model(model_id), "model lookup", settings)
-            except AIHubError as exc:  # expired or not visible to this account: the local DLC is the same model
+                model = submitted(hub.get_model, "model lookup", settings, model_id=model_id)
+            except (AIHubError, AIHubRefused) as exc:  # expired or not visible to this account: the DLC is here
                 print(f"warning: {exc}; uploading {artifact.path} instead", file=sys.stderr)
         if model is None:
-            model = submitted(lambda: hub.upload_model(str(artifact.path)), "model upload", settings)
+            model = submitted(hub.upload_model, "model upload", settings, model=str(artifact.path))
             model_id = model.model_id
         return AIHubSession(hub, model, str(model_id), device(hub, settings), input_name, shapes, settings,
-                            cache_dir() / "aihub-outputs")
+                            cache_dir() / "aihub-outputs", options)
 
     def environment(self) -> dict[str, Any]:
         hub = self.settings.aihub

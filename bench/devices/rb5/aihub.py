@@ -1,22 +1,29 @@
 """Qualcomm AI Hub (``qai_hub``) as a transport: compile to a QNN DLC, profile and run on a hosted device.
 
-Jobs are the unit of work and of failure. Every job is submitted through :func:`submitted` (retried
-with exponential backoff on transient failures: connection errors, rate limits, "device
-unavailable"; never on a user error) and awaited through :func:`finished`, which turns a FAILED
-status into one clear line: authentication, quota, an op the target cannot run, or the server's
-own failure reason, with the job's URL. The API token stays where the client keeps it
-(``~/.qai_hub/client.ini``, ``QAIHUB_CLIENT_INI``); nothing here reads or records it.
+Jobs are the unit of work and of failure. Every request goes through :func:`submitted`, which owns the
+one retry policy: the client's own retry of rate-limited job creation (up to 10 minutes, qai-hub 0.56.0
+``Client._api_call_with_retry``) is turned off with ``retry=False``, and only what is transient is retried
+here, at most ``retries`` times after ``backoff_s * 2**attempt`` seconds (capped at :data:`MAX_WAIT_S`):
+HTTP 429 (``qai_hub.client.RateLimitedError``) and an ``InternalError`` caused by a 5xx or a lost
+connection. An ``InternalError`` caused by a 4xx (the client raises one for a 4xx from another service,
+such as the storage uploads go to) is not retried. A ``UserError`` (configuration, token, device name,
+input) is :class:`AIHubRefused`, a bad input (exit 2); everything else, and a FAILED job awaited through
+:func:`finished`, is :class:`AIHubError`, a device failure (exit 5). The API token stays where the client
+keeps it (``~/.qai_hub/client.ini``, ``QAIHUB_CLIENT_INI``); nothing here reads or records it.
 
 The dataset runs as inference jobs over chunks of images (``chunk_images``); each chunk's outputs
 are cached on disk by the chunk's input checksum, so a run stopped half-way resumes without
-re-submitting finished chunks. AI Hub returns channel-last outputs for a channel-first model's
-4-D tensors; they are transposed back to the exported model's shapes.
+re-submitting finished chunks. Tensors are channel-last exactly where the compile options name them
+(``--force_channel_last_input`` / ``--force_channel_last_output``): those inputs are sent channel-last and
+those outputs turned back to the exported model's layout; every other tensor keeps the model's own shape.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
+import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,14 +35,17 @@ from bench.devices.rb5 import HubSettings
 from bench.errors import BadInput, DeviceFailure
 
 T = TypeVar("T")
-TRANSIENT = ("could not connect", "timeout occurred", "unavailable right now", "rate", "waiting for device timed out",
-             "unexpected device error", "reported errors")
-QUOTA = ("quota", "limit exceeded", "too many jobs")
+MAX_WAIT_S = 300.0
+QUOTA = ("quota", "limit exceeded", "too many jobs", "too many requests")
 UNSUPPORTED = ("not supported", "unsupported", "no kernel", "does not support", "converter failed")
 
 
 class AIHubError(DeviceFailure):
     """An AI Hub job or call failed; the message names the job and the reason."""
+
+
+class AIHubRefused(BadInput):
+    """AI Hub refused a request as the user's to correct (qai_hub ``UserError``): configuration, token, device."""
 
 
 def load_hub() -> Any:
@@ -47,14 +57,12 @@ def load_hub() -> Any:
 
 
 def classify(message: str) -> str:
-    """auth | quota | unsupported | transient | other, from an AI Hub error or failure reason."""
+    """auth | quota | unsupported | other, from an AI Hub error or a job's failure reason."""
     text = message.lower()
     if "authenticate" in text or "api token" in text or "client configuration" in text or "configuration file" in text:
         return "auth"
     if any(word in text for word in QUOTA):
         return "quota"
-    if any(word in text for word in TRANSIENT):
-        return "transient"
     if any(word in text for word in UNSUPPORTED):
         return "unsupported"
     return "other"
@@ -65,28 +73,56 @@ def explain(kind: str, message: str) -> str:
     hints = {
         "auth": "AI Hub authentication failed; configure the token with 'qai-hub configure --api_token <token>' or "
                 "QAIHUB_CLIENT_INI",
-        "quota": "AI Hub refused the job for quota or rate limits; wait or raise the account's limits",
+        "quota": "AI Hub refused the job for quota or rate limits (HTTP 429); wait or raise the account's limits",
         "unsupported": "the model uses an op or shape the target cannot run",
     }
     return f"{hints[kind]}: {first}" if kind in hints else first
 
 
-def submitted(call: Callable[[], T], what: str, settings: HubSettings,
-              sleep: Callable[[float], None] = time.sleep) -> T:
-    """``call()`` retried with exponential backoff on transient AI Hub failures; other failures raised clearly."""
+def _errors(hub: Any) -> tuple[type, type, type, type | None]:
+    """Error, UserError, InternalError and RateLimitedError; 0.56.0 keeps the last out of ``qai_hub``'s names."""
+    client = importlib.import_module(f"{hub.__name__}.client")
+    return hub.Error, hub.UserError, hub.InternalError, getattr(client, "RateLimitedError", None)
+
+
+def transient(exc: BaseException, internal: type, rate_limited: type | None) -> bool:
+    """HTTP 429, or an InternalError the client chained to a 5xx or to a network failure (requests' exceptions
+    are OSErrors); never one chained to a 4xx, nor one the client raised itself without a cause."""
+    if rate_limited is not None and isinstance(exc, rate_limited):
+        return True
+    if not isinstance(exc, internal):
+        return False
+    cause = exc.__cause__
+    status = getattr(cause, "status_code", None)
+    if isinstance(status, int):
+        return status >= 500
+    return isinstance(cause, OSError)
+
+
+def submitted(call: Callable[..., T], what: str, settings: HubSettings,
+              sleep: Callable[[float], None] | None = None, **kwargs: Any) -> T:
+    """``call(**kwargs)`` under the one retry policy (module docstring), with ``retry=False`` where ``call`` takes
+    it so that the client does not retry underneath; a failure that is not retried is raised as one line."""
     hub = load_hub()
-    errors = tuple(getattr(hub, name) for name in ("Error",) if hasattr(hub, name))
+    error, user_error, internal, rate_limited = _errors(hub)
+    if "retry" in inspect.signature(call).parameters:
+        kwargs["retry"] = False
     attempt = 0
     while True:
         try:
-            return call()
-        except errors as exc:  # qai_hub.UserError / InternalError / RateLimitedError
-            kind = "transient" if type(exc).__name__ in ("InternalError", "RateLimitedError") else classify(str(exc))
-            if kind != "transient" or attempt >= settings.retries:
-                raise AIHubError(f"AI Hub {what} failed: {explain(kind, str(exc))}") from exc
-        wait = settings.backoff_s * 2**attempt
+            return call(**kwargs)
+        except error as exc:
+            message = " ".join(str(exc).split())
+            if isinstance(exc, user_error):
+                raise AIHubRefused(f"AI Hub {what} refused: {explain(classify(message), message)}") from exc
+            if not transient(exc, internal, rate_limited):
+                raise AIHubError(f"AI Hub {what} failed: {message}") from exc
+            if attempt >= settings.retries:
+                kind = "quota" if rate_limited is not None and isinstance(exc, rate_limited) else "other"
+                raise AIHubError(f"AI Hub {what} failed after {attempt + 1} attempts: "
+                                 f"{explain(kind, message)}") from exc
+        (sleep or time.sleep)(min(settings.backoff_s * 2**attempt, MAX_WAIT_S))
         attempt += 1
-        sleep(wait)
 
 
 def finished(job: Any, what: str, settings: HubSettings) -> Any:
@@ -116,13 +152,34 @@ def chunk_key(batches: list[np.ndarray], model_id: str) -> str:
     return digest.hexdigest()[:24]
 
 
-def to_model_layout(value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """An AI Hub output in the exported model's shape: NHWC back to NCHW when that is what differs."""
+def channel_last_names(options: str, flag: str) -> frozenset[str]:
+    """The tensor names an AI Hub compile option such as ``--force_channel_last_output a,b`` lists."""
+    try:
+        words = shlex.split(options or "")
+    except ValueError as exc:
+        raise BadInput(f"runtime.aihub.compile_options cannot be parsed ({exc}): {options}") from exc
+    return frozenset(name for i, word in enumerate(words[:-1]) if word == flag for name in words[i + 1].split(",")
+                     if name)
+
+
+def to_channel_last(value: np.ndarray) -> np.ndarray:
+    """NCHW (any rank of 3 or more: channels second) to channels last, as the compiled input expects."""
+    array = np.asarray(value)
+    return np.ascontiguousarray(np.moveaxis(array, 1, -1)) if array.ndim >= 3 else array
+
+
+def to_model_layout(value: np.ndarray, shape: tuple[int, ...], channel_last: bool = False) -> np.ndarray:
+    """An output in the exported model's shape: turned back from channels last exactly when the compile options
+    made it so (``channel_last``); otherwise only a size-preserving squeeze/reshape, never a guessed transpose."""
     array = np.asarray(value, dtype=np.float32)
+    if channel_last and len(shape) >= 3:
+        expected = (shape[0], *shape[2:], shape[1])
+        if array.shape != expected:
+            raise AIHubError(f"AI Hub channel-last output of shape {array.shape} does not match the model's {shape} "
+                             f"(expected {expected})")
+        return np.ascontiguousarray(np.moveaxis(array, -1, 1))
     if array.shape == shape:
         return array
-    if array.ndim == 4 and len(shape) == 4 and array.shape == (shape[0], shape[2], shape[3], shape[1]):
-        return np.ascontiguousarray(array.transpose(0, 3, 1, 2))
     if array.size == int(np.prod(shape)) and array.squeeze().shape == np.empty(shape).squeeze().shape:
         return array.reshape(shape)
     raise AIHubError(f"AI Hub output of shape {array.shape} does not match the model's {shape}")

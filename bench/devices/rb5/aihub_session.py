@@ -2,7 +2,8 @@
 
 The host cannot time a cloud device (it would time the upload and the queue), so the session is
 ``timing_source = "device_profiler"``: latency comes from an AI Hub profile job (``device_timing``), every
-iteration's time where AI Hub gives them, else its single estimate. AI Hub reports no power.
+iteration's time where AI Hub gives them, else its single estimate. AI Hub reports no power. Inputs and
+outputs are channel-last only where the options the DLC was compiled with say so (``compile_options``).
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from bench.devices.rb5 import HubSettings
 from bench.devices.rb5.aihub import (
     AIHubError,
     cached_outputs,
+    channel_last_names,
     chunk_key,
     finished,
     profile_times_ms,
     store_outputs,
     submitted,
+    to_channel_last,
     to_model_layout,
 )
 
@@ -31,7 +34,8 @@ class AIHubSession(Session):
     timing_source = "device_profiler"
 
     def __init__(self, hub: Any, model: Any, model_id: str, device: Any, input_name: str,
-                 output_shapes: dict[str, tuple[int, ...]], settings: HubSettings, cache: Path) -> None:
+                 output_shapes: dict[str, tuple[int, ...]], settings: HubSettings, cache: Path,
+                 compile_options: str = "") -> None:
         self.hub = hub
         self.model = model
         self.model_id = model_id
@@ -41,6 +45,8 @@ class AIHubSession(Session):
         self.settings = settings
         self.cache = cache
         self.chunk = max(1, settings.chunk_images)
+        self.input_channel_last = input_name in channel_last_names(compile_options, "--force_channel_last_input")
+        self.output_channel_last = channel_last_names(compile_options, "--force_channel_last_output")
         self.jobs: list[dict[str, Any]] = []
 
     def _inference_job(self, inputs: Any, options: str, profile: bool) -> Any:
@@ -52,7 +58,10 @@ class AIHubSession(Session):
         elif profile:  # clients before inference jobs could profile
             kwargs.pop("inputs")
             submit = self.hub.submit_profile_job
-        return submitted(lambda: submit(**kwargs), "profile" if profile else "inference", self.settings)
+        return submitted(submit, "profile" if profile else "inference", self.settings, **kwargs)
+
+    def _sent(self, batch: np.ndarray) -> np.ndarray:
+        return to_channel_last(batch) if self.input_channel_last else batch
 
     def infer_many(self, batches: list[np.ndarray]) -> list[InferenceResult]:
         if not batches:
@@ -60,9 +69,9 @@ class AIHubSession(Session):
         key = chunk_key(batches, self.model_id)
         outputs = cached_outputs(self.cache, key)
         if outputs is None:
-            dataset = submitted(lambda: self.hub.upload_dataset({self.input_name: list(batches)},
-                                                                name=f"edge-ad-bench {key}"),
-                                "dataset upload", self.settings)  # uploaded once, however often the job is retried
+            # uploaded once, however often the job is retried
+            dataset = submitted(self.hub.upload_dataset, "dataset upload", self.settings,
+                                data={self.input_name: [self._sent(b) for b in batches]}, name=f"edge-ad-bench {key}")
             job = self._inference_job(dataset, self.settings.profile_options, False)
             self.jobs.append({"job_id": job.job_id, "kind": "inference", "images": len(batches), "url": job.url,
                               "dataset_id": getattr(dataset, "dataset_id", None)})
@@ -80,7 +89,7 @@ class AIHubSession(Session):
         missing = [name for name in self.output_shapes if name not in outputs]
         if missing:
             raise AIHubError(f"AI Hub outputs {sorted(outputs)} lack the model's {missing}")
-        return [InferenceResult({name: to_model_layout(outputs[name][i], shape)
+        return [InferenceResult({name: to_model_layout(outputs[name][i], shape, name in self.output_channel_last)
                                  for name, shape in self.output_shapes.items()})
                 for i in range(len(batches))]
 
@@ -90,7 +99,7 @@ class AIHubSession(Session):
     def device_timing(self, pool: list[np.ndarray], count: int) -> DeviceTiming:
         iterations = max(count, self.settings.max_profiler_iterations)
         options = f"{self.settings.profile_options} --max_profiler_iterations {iterations}".strip()
-        job = self._inference_job({self.input_name: [pool[0]]}, options, True)
+        job = self._inference_job({self.input_name: [self._sent(pool[0])]}, options, True)
         finished(job, "profile", self.settings)
         profile = job.download_profile()
         times, field = profile_times_ms(profile)

@@ -23,7 +23,7 @@ import numpy as np
 
 from bench.devices.base import Artifact, Device, ExportedModel, Session
 from bench.devices.tensorrt import TensorRTSettings
-from bench.devices.tensorrt.build import BuildSettings, build_engine, fp16_mode
+from bench.devices.tensorrt.build import BuildSettings, build_engine, build_mode
 from bench.devices.tensorrt.cuda_runtime import Cuda, CudaError, load_cudart
 from bench.devices.tensorrt.jetson_env import is_jetson, jetson_environment
 from bench.devices.tensorrt.session import TensorRTSession
@@ -32,8 +32,8 @@ from bench.paths import cache_dir
 from bench.util import file_sha256
 
 PRECISIONS = ("fp16", "fp32")
-INSTALL_HINT = ("on a Jetson, JetPack's python3-libnvinfer and pip install cuda-python; on a desktop GPU, "
-                "pip install -e '.[tensorrt]'")
+INSTALL_HINT = ("on a Jetson, JetPack's python3-libnvinfer and pip install -e '.[jetson]'; on a desktop GPU, "
+                "pip install -e '.[tensorrt-cu12]' (or '.[tensorrt-cu13]' with a 580-class driver)")
 
 
 def _slug(text: str) -> str:
@@ -60,6 +60,15 @@ class TensorRTDevice(Device):
     def system_root(self) -> Path:
         return Path(self.settings.system_root)
 
+    def on_jetson(self) -> bool:
+        """A Jetson profile (it names a power mode) or a Jetson board: TensorRT 11+ is refused there."""
+        return self.settings.expected_power_mode is not None or is_jetson(self.system_root)
+
+    def build_mode(self, version: str) -> str:
+        """``build.build_mode`` for this profile: TensorRT 11 does not support JetPack (Jetsons run JetPack 6,
+        TensorRT 10.3), so a Jetson profile that finds TensorRT 11 or newer is one clear error."""
+        return build_mode(version, self.profile.precision, self.on_jetson())
+
     def gpu(self) -> dict[str, Any]:
         _, cuda = self.modules()
         count = cuda.check(cuda.rt.cudaGetDeviceCount(), "cudaGetDeviceCount")
@@ -78,11 +87,10 @@ class TensorRTDevice(Device):
             return False, f"{exc.name or exc}: not installed ({INSTALL_HINT})"
         except (CudaError, BadInput) as exc:
             return False, f"no usable CUDA device: {exc}"
-        if self.profile.precision == "fp16":
-            try:
-                fp16_mode(trt.__version__)
-            except BadInput as exc:
-                return False, str(exc)
+        try:
+            self.build_mode(str(trt.__version__))
+        except BadInput as exc:
+            return False, str(exc)
         return True, (f"TensorRT {trt.__version__}, CUDA {versions['cuda_runtime']}, {gpu['name']} "
                       f"(sm {gpu['compute_capability']})")
 
@@ -104,14 +112,14 @@ class TensorRTDevice(Device):
         trt, _ = self.modules()
         workdir.mkdir(parents=True, exist_ok=True)
         source, details = exported.onnx_path, {}
-        mode = fp16_mode(trt.__version__) if self.profile.precision == "fp16" else None
+        mode = self.build_mode(str(trt.__version__))
         if mode == "strongly_typed":
             from bench.devices.emulation.fp16 import to_fp16
 
             source = workdir / "model_fp16.onnx"
             details["fp16_conversion"] = to_fp16(exported.onnx_path, source, "tensorrt_fp16", explicit_storage=False)
         settings = BuildSettings(
-            precision=self.profile.precision, workspace_mib=self.settings.workspace_mib,
+            mode=mode, workspace_mib=self.settings.workspace_mib,
             builder_optimization_level=self.settings.builder_optimization_level,
             timing_cache=self.timing_cache_path(toolchain))
         target = workdir / "model.engine"
@@ -141,8 +149,7 @@ class TensorRTDevice(Device):
             trt, cuda = self.modules()
             env["runtime"].update({"tensorrt": str(trt.__version__), **cuda.versions()})
             env["gpu"] = self.gpu()
-            if self.profile.precision == "fp16":
-                env["settings"]["fp16_mode"] = fp16_mode(trt.__version__)
+            env["settings"]["build_mode"] = self.build_mode(str(trt.__version__))
         except (ImportError, BenchError) as exc:
             env["warnings"].append(f"TensorRT/CUDA not usable here: {exc}")
         if is_jetson(self.system_root):

@@ -1,16 +1,20 @@
 """Building a TensorRT engine from the exported ONNX, through TensorRT's Python API.
 
-FP16 is asked for in the way each TensorRT generation supports it:
+The build mode is decided once (``build_mode``) and drives both the build and its label:
 
-* TensorRT 10.x (JetPack 6 ships 10.3): a weakly typed network with ``BuilderFlag.FP16``, so
-  the builder may pick FP16 kernels per layer (``builder_flag``).
-* TensorRT 11 and later: precision flags and weak typing are gone, networks are strongly typed,
-  so the ONNX is converted to FP16 first (``bench.devices.emulation.fp16`` with the TensorRT policy, IO kept
-  FP32) and built with ``NetworkDefinitionCreationFlag.STRONGLY_TYPED`` (``strongly_typed``).
+* ``fp32``: no precision flag, and ``BuilderFlag.TF32`` cleared -- it is on by default (NvInfer.h), so
+  an "fp32" engine would otherwise round matrix-multiply inputs to TF32 on Ampere-or-newer GPUs and Orin.
+* ``builder_flag`` (TensorRT 10.x; JetPack 6 ships 10.3): a weakly typed network with
+  ``BuilderFlag.FP16``, so the builder may pick FP16 kernels per layer.
+* ``strongly_typed`` (TensorRT 11 and later): precision flags and weak typing are gone, so the ONNX
+  is converted to FP16 first (``bench.devices.emulation.fp16`` with the TensorRT policy, IO kept FP32)
+  and built as a strongly typed network. The ONNX handed over must really hold FLOAT16 tensors
+  (checked here): otherwise the engine would be FP32 under an fp16 label.
 
-The timing cache is loaded before and written back after every build, so rebuilding an engine
-on the same GPU and TensorRT version skips kernel auto-tuning. Parser and builder failures are
-raised with TensorRT's own messages (the parser's per-node errors, the logger's errors).
+The builder flags actually set are read back and recorded. The timing cache is loaded before and
+written back after every build, so rebuilding on the same GPU and TensorRT version skips kernel
+auto-tuning; a cache TensorRT rejects (another device or version) is recorded and replaced by a
+fresh one. Parser and builder failures carry TensorRT's own messages.
 """
 
 from __future__ import annotations
@@ -39,13 +43,44 @@ def parse_version(version: str) -> tuple[int, int, int]:
     return int(match[1]), int(match[2]), int(match[3] or 0)
 
 
-def fp16_mode(version: str) -> str:
-    """How this TensorRT builds FP16: ``builder_flag`` (10.x) or ``strongly_typed`` (11+)."""
+BUILD_MODES = ("fp32", "builder_flag", "strongly_typed")
+
+
+def build_mode(version: str, precision: str, jetson: bool = False) -> str:
+    """The one place the build mode is chosen: ``fp32``, ``builder_flag`` (FP16 on 10.x, weak typing) or
+    ``strongly_typed`` (FP16 on 11+, from an FP16 ONNX).
+
+    TensorRT 11 does not support JetPack: Jetson boards run JetPack 6, whose TensorRT is 10.3, so a
+    Jetson profile (``jetson``) that finds TensorRT 11 or newer is refused rather than built.
+    """
     major = parse_version(version)[0]
     if major < MIN_MAJOR:
         raise BadInput(f"TensorRT {version} is too old: the adapter needs TensorRT {MIN_MAJOR} or newer "
                        f"(JetPack 6 or later)")
+    if jetson and major > MIN_MAJOR:
+        raise BadInput(f"TensorRT {version} on a Jetson: TensorRT 11 does not support JetPack; Jetson boards run "
+                       f"JetPack 6 with TensorRT 10.3 (install JetPack's python3-libnvinfer, not the pip wheel)")
+    if precision == "fp32":
+        return "fp32"
     return "builder_flag" if major == MIN_MAJOR else "strongly_typed"
+
+
+def fp16_tensors(onnx_path: Path) -> int:
+    """How many FLOAT16 tensors the graph declares: initializers, typed values, Casts and Constants to FP16."""
+    import onnx
+    from onnx import TensorProto
+
+    half = TensorProto.FLOAT16
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    values = [*graph.input, *graph.output, *graph.value_info]
+    count = sum(init.data_type == half for init in graph.initializer)
+    count += sum(value.type.tensor_type.elem_type == half for value in values)
+    for node in graph.node:
+        casts = node.op_type == "Cast" and any(a.name == "to" and a.i == half for a in node.attribute)
+        constant = node.op_type == "Constant" and any(a.name == "value" and a.t.data_type == half
+                                                      for a in node.attribute)
+        count += casts or constant
+    return count
 
 
 def make_logger(trt: Any) -> Any:
@@ -71,7 +106,9 @@ def make_logger(trt: Any) -> Any:
 
 @dataclass(frozen=True)
 class BuildSettings:
-    precision: str = "fp16"
+    """``mode`` is ``build_mode``'s answer; the build does not decide it again."""
+
+    mode: str = "builder_flag"
     workspace_mib: int = 1024
     builder_optimization_level: int | None = None
     timing_cache: Path | None = None
@@ -82,17 +119,22 @@ class BuildReport:
     """What the build did, recorded in the artifact's details."""
 
     tensorrt: str
-    fp16_mode: str | None
+    mode: str
     workspace_mib: int
     build_s: float
     timing_cache: str | None
     timing_cache_loaded_bytes: int
+    timing_cache_rejected: bool
+    builder_flags: list[str]
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"tensorrt": self.tensorrt, "fp16_mode": self.fp16_mode, "workspace_mib": self.workspace_mib,
+        return {"tensorrt": self.tensorrt, "build_mode": self.mode,
+                "fp16_mode": None if self.mode == "fp32" else self.mode, "builder_flags": self.builder_flags,
+                "tf32": "TF32" in self.builder_flags, "workspace_mib": self.workspace_mib,
                 "build_s": round(self.build_s, 3), "timing_cache": self.timing_cache,
-                "timing_cache_loaded_bytes": self.timing_cache_loaded_bytes, "warnings": self.warnings[:20]}
+                "timing_cache_loaded_bytes": self.timing_cache_loaded_bytes,
+                "timing_cache_rejected": self.timing_cache_rejected, "warnings": self.warnings[:20]}
 
 
 def _parser_errors(parser: Any) -> list[str]:
@@ -104,14 +146,24 @@ def _parser_errors(parser: Any) -> list[str]:
     return errors
 
 
-def _load_timing_cache(config: Any, path: Path | None) -> tuple[Any, int]:
+def _load_timing_cache(config: Any, path: Path | None) -> tuple[int, bool]:
+    """Attach the cache at ``path`` (or a fresh one): (bytes loaded, whether TensorRT rejected the file).
+
+    ``set_timing_cache`` returns False when the cache's device properties differ from this GPU's; the
+    build then runs with a fresh cache, and the rejected bytes do not count as loaded.
+    """
     data = path.read_bytes() if path is not None and path.is_file() else b""
-    cache = config.create_timing_cache(data)
-    if cache is None and data:  # a corrupt or foreign cache: start a fresh one rather than fail the build
-        data = b""
-        cache = config.create_timing_cache(data)
-    config.set_timing_cache(cache, False)
-    return cache, len(data)
+    cache = config.create_timing_cache(data) if data else None
+    if cache is not None and config.set_timing_cache(cache, False):
+        return len(data), False
+    if not config.set_timing_cache(config.create_timing_cache(b""), False):
+        raise EngineBuildFailed("TensorRT refused a fresh timing cache (set_timing_cache returned False)")
+    return 0, bool(data)
+
+
+def _flags_set(trt: Any, config: Any) -> list[str]:
+    """The names of the builder flags the config holds, read back over the members this TensorRT has."""
+    return sorted(name for name, flag in trt.BuilderFlag.__members__.items() if config.get_flag(flag))
 
 
 def _save_timing_cache(config: Any, path: Path | None) -> None:
@@ -126,13 +178,21 @@ def _save_timing_cache(config: Any, path: Path | None) -> None:
 
 
 def build_engine(trt: Any, onnx_path: Path, engine_path: Path, settings: BuildSettings) -> BuildReport:
-    """Parse ``onnx_path`` and write a serialized engine to ``engine_path``.
+    """Parse ``onnx_path`` and write a serialized engine to ``engine_path`` in ``settings.mode``.
 
     ``trt`` is the imported ``tensorrt`` module (passed in so the adapter decides where it comes
-    from). For FP16 on TensorRT 11+, ``onnx_path`` must already be the FP16-converted graph.
+    from). For ``strongly_typed``, ``onnx_path`` must be the FP16-converted graph (checked).
     """
     version = str(trt.__version__)
-    mode = fp16_mode(version) if settings.precision == "fp16" else None
+    mode = settings.mode
+    if mode not in BUILD_MODES:
+        raise BadInput(f"unknown TensorRT build mode '{mode}' (one of {', '.join(BUILD_MODES)})")
+    if mode == "builder_flag" and not hasattr(trt.BuilderFlag, "FP16"):
+        raise BadInput(f"TensorRT {version} has no BuilderFlag.FP16 (no weak typing since TensorRT 11): "
+                       f"FP16 needs the strongly typed build from an FP16 ONNX")
+    if mode == "strongly_typed" and fp16_tensors(onnx_path) == 0:
+        raise BadInput(f"{onnx_path}: holds no FLOAT16 tensor, so TensorRT {version}'s strongly typed build would "
+                       f"make an FP32 engine labelled fp16 (the FP16 conversion converted nothing)")
     logger = make_logger(trt)
     started = time.perf_counter()
     try:
@@ -141,10 +201,10 @@ def build_engine(trt: Any, onnx_path: Path, engine_path: Path, settings: BuildSe
         said = "; ".join(msg for _, msg in logger.messages) or str(exc)
         raise EngineBuildFailed(f"TensorRT {version} could not create a builder (no usable CUDA device?): "
                                 f"{said}") from exc
-    flags = 0
+    network_flags = 0
     if mode == "strongly_typed":
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    network = builder.create_network(flags)
+        network_flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(network_flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         problems = _parser_errors(parser) or logger.errors() or ["no reason given"]
@@ -153,9 +213,14 @@ def build_engine(trt: Any, onnx_path: Path, engine_path: Path, settings: BuildSe
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(settings.workspace_mib) << 20)
     if mode == "builder_flag":
         config.set_flag(trt.BuilderFlag.FP16)
+    elif mode == "fp32":
+        config.clear_flag(trt.BuilderFlag.TF32)  # set by default: an fp32 baseline must be IEEE FP32
     if settings.builder_optimization_level is not None:
         config.builder_optimization_level = int(settings.builder_optimization_level)
-    _, loaded = _load_timing_cache(config, settings.timing_cache)
+    flags = _flags_set(trt, config)
+    loaded, rejected = _load_timing_cache(config, settings.timing_cache)
+    warnings = [f"timing cache {settings.timing_cache} was rejected (damaged, or from another GPU or TensorRT "
+                f"version): built with a fresh cache"] if rejected else []
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         reasons = "; ".join(logger.errors()) or "no reason given"
@@ -165,5 +230,5 @@ def build_engine(trt: Any, onnx_path: Path, engine_path: Path, settings: BuildSe
     replace_atomically(engine_path, lambda tmp: tmp.write_bytes(blob))
     _save_timing_cache(config, settings.timing_cache)
     return BuildReport(version, mode, int(settings.workspace_mib), time.perf_counter() - started,
-                       str(settings.timing_cache) if settings.timing_cache else None, loaded,
-                       logger.warnings())
+                       str(settings.timing_cache) if settings.timing_cache else None, loaded, rejected, flags,
+                       warnings + logger.warnings())

@@ -1,8 +1,10 @@
 """The few CUDA runtime calls a TensorRT session needs, through NVIDIA's cuda-python bindings.
 
 cuda-python (not pycuda, not torch) keeps the device side free of a second framework. Every
-binding returns ``(cudaError_t, *values)``; :func:`check` turns a failure into one exception
-that names the call and CUDA's own error string.
+binding returns ``(cudaError_t, *values)`` (checked against cuda-bindings 13.5.0); :func:`check`
+turns a failure into one exception that names the call and CUDA's own error string. A missing or
+too old driver is cudaErrorInsufficientDriver (not cudaErrorNoDevice); the message then adds the
+driver's and the runtime's CUDA versions.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def load_cudart() -> Any:
             return importlib.import_module(name)
         except ImportError:
             continue
-    raise ImportError("cuda-python is not installed (pip install cuda-python)")
+    raise ImportError("cuda-python is not installed (pip install -e '.[jetson]' on a Jetson, '.[tensorrt-cu12]' on a desktop GPU)")
 
 
 class Cuda:
@@ -44,10 +46,24 @@ class Cuda:
             message = text[1] if isinstance(text, tuple) else text
             if isinstance(message, bytes):
                 message = message.decode(errors="replace")
-            raise CudaError(f"CUDA {call} failed: {getattr(status, 'name', status)} ({message})")
+            hint = self._driver_hint(status)
+            raise CudaError(f"CUDA {call} failed: {getattr(status, 'name', status)} ({message}){hint}")
         if not rest:
             return None
         return rest[0] if len(rest) == 1 else rest
+
+    def _driver_hint(self, status: Any) -> str:
+        """For cudaErrorInsufficientDriver (also what no driver at all gives): the two versions that disagree.
+        Read without ``check``, so a failing version query cannot recurse."""
+        if status != getattr(self.rt.cudaError_t, "cudaErrorInsufficientDriver", None):
+            return ""
+        (runtime_status, runtime), (driver_status, driver) = (self.rt.cudaRuntimeGetVersion(),
+                                                              self.rt.cudaDriverGetVersion())
+        success = self.rt.cudaError_t.cudaSuccess
+        if runtime_status != success or driver_status != success:
+            return ""
+        said = "no NVIDIA driver" if int(driver) == 0 else f"the driver supports CUDA {_dotted(int(driver))}"
+        return f"; {said}, this cuda-python is built for CUDA {_dotted(int(runtime))}"
 
     def malloc(self, nbytes: int) -> int:
         return int(self.check(self.rt.cudaMalloc(nbytes), "cudaMalloc"))
@@ -102,9 +118,11 @@ class Cuda:
                 "total_memory_mib": int(props.totalGlobalMem) >> 20}
 
     def versions(self) -> dict[str, str]:
-        def dotted(value: int) -> str:
-            return f"{value // 1000}.{(value % 1000) // 10}"
-
         runtime = self.check(self.rt.cudaRuntimeGetVersion(), "cudaRuntimeGetVersion")
         driver = self.check(self.rt.cudaDriverGetVersion(), "cudaDriverGetVersion")
-        return {"cuda_runtime": dotted(int(runtime)), "cuda_driver": dotted(int(driver))}
+        return {"cuda_runtime": _dotted(int(runtime)), "cuda_driver": _dotted(int(driver))}
+
+
+def _dotted(value: int) -> str:
+    """CUDA's version integer (1000 * major + 10 * minor) as "major.minor": 13050 -> "13.5"."""
+    return f"{value // 1000}.{(value % 1000) // 10}"

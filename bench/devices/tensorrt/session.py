@@ -2,9 +2,10 @@
 
 Each inference copies the input to the device, records a CUDA event, enqueues the engine with
 ``execute_async_v3`` (or replays it as a captured CUDA graph), records a second event, copies
-the outputs back and synchronises. ``device_ms`` is the time between the two events: the GPU's
-compute time for the engine alone, as trtexec's "GPU Compute Time". The runner's host-clock
-``latency_ms`` spans the whole call, copies and synchronisation included.
+the outputs back and synchronises the stream before the outputs are read: every step is
+asynchronous, so the host buffers hold the results only after that synchronisation. ``device_ms``
+is the time between the two events: the GPU's compute time for the engine alone, as trtexec's
+"GPU Compute Time". The runner's host-clock ``latency_ms`` spans the whole call, copies and synchronisation included.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from bench.devices.base import InferenceResult, Session
 from bench.devices.tensorrt.cuda_runtime import Cuda
-from bench.errors import BadInput, BenchError, DeviceFailure, cleanup
+from bench.errors import BadInput, DeviceFailure, cleanup
 
 
 class EngineLoadFailed(DeviceFailure):
@@ -80,20 +81,26 @@ class TensorRTSession(Session):
 
     def _enqueue(self) -> None:
         if not self._context.execute_async_v3(self._stream_handle()):
-            raise BenchError("TensorRT execute_async_v3 returned False (see the TensorRT log)")
+            raise DeviceFailure(f"TensorRT {self.trt.__version__} execute_async_v3 returned False (see the "
+                                f"TensorRT log)")
 
     def _stream_handle(self) -> int:
         return int(self._stream)
 
     def _capture(self) -> None:
-        """Enqueue once (TensorRT allocates lazily on the first run), then capture an enqueue as a graph."""
+        """Enqueue once (TensorRT allocates lazily on the first run), then capture an enqueue as a graph.
+
+        Nothing inside the capture may synchronise (CUDA refuses and invalidates the capture); when the
+        captured enqueue fails, ending the capture fails too, and the enqueue's error is the one raised.
+        """
         self._enqueue()
         self.cuda.synchronize(self._stream)
         self.cuda.begin_capture(self._stream)
         try:
             self._enqueue()
         finally:
-            self._graph, self._graph_exec = self.cuda.end_capture(self._stream)
+            with cleanup("ending the CUDA graph capture"):
+                self._graph, self._graph_exec = self.cuda.end_capture(self._stream)
 
     def infer(self, batch: np.ndarray) -> InferenceResult:
         binding = self.inputs[0]

@@ -16,9 +16,10 @@ from support.fake_boards import fake_command
 from support.paths import REPO
 
 from bench.devices.base import Artifact, DeviceProfile
+from bench.devices.imx500 import IMX500Settings
 from bench.devices.imx500.adapter import IMX500Device
-from bench.devices.imx500.session import InjectionFailed, fit_output, frame_offset
-from bench.errors import BadInput
+from bench.devices.imx500.session import InjectionFailed, InjectionSession, fit_output, frame_offset
+from bench.errors import BadInput, DeviceFailure
 from bench.records import load_run
 
 PICAMERA_FAKES = paths.FAKES / "picamera2_site"
@@ -83,6 +84,186 @@ def test_compile_without_the_converter_says_how_to_install(monkeypatch: pytest.M
     with pytest.raises(BadInput, match=r"python -m bench\.devices\.imx500\.converter install"):
         IMX500Device(profile()).compile(ExportedModel(tmp_path / "m.onnx", "0", "image", (1, 3, 8, 8), ("score",)),
                                         tmp_path / "a")
+
+
+# ------------------------------------------------------------------ the Pi side in this process (FAKE picamera2)
+
+
+def _forget_picamera2() -> None:
+    for name in [n for n in sys.modules if n == "picamera2" or n.startswith("picamera2.")]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def fake_pi(monkeypatch: pytest.MonkeyPatch):
+    """FAKE picamera2 importable in this process, with a fresh simulated board for each test."""
+    monkeypatch.syspath_prepend(str(PICAMERA_FAKES))
+    _forget_picamera2()
+    yield
+    _forget_picamera2()
+
+
+@pytest.fixture(scope="module")
+def pi_network(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``rpk/network.rpk`` beside an MCT-quantized small network (the fake sensor runs that ONNX)."""
+    need("export", "torch")
+    need("imx500", "model_compression_toolkit")
+    from support.small_net import images, small_net
+
+    from bench.devices.imx500.quant import quantize_for_imx500
+
+    out = tmp_path_factory.mktemp("imx500-net")
+    quantize_for_imx500(small_net(), images(4, 32), out)
+    (out / "rpk").mkdir()
+    (out / "rpk" / "network.rpk").write_bytes(b"rpk")
+    return out / "rpk" / "network.rpk"
+
+
+def pi_session(rpk: Path) -> InjectionSession:
+    """An injection session on the fake camera; pixels are the inputs (identity normalisation), generous deadline."""
+    from bench.devices.imx500.quant import Normalization
+    from bench.models.export import OUTPUT_NAMES
+
+    return InjectionSession(rpk, Normalization((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), list(OUTPUT_NAMES),
+                            IMX500Settings(timeout_s=300.0, max_reinjections=3))
+
+
+def infer_all(session: InjectionSession, batches: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    try:
+        return [session.infer(batch).outputs for batch in batches]
+    finally:
+        session.close()
+
+
+PI_STACK = requires("imx500", "model_compression_toolkit", "mct_quantizers", "OpenEXR")  # torch: pi_network
+
+
+@PI_STACK
+def test_fake_tensor_info_and_injection_checks_follow_picamera2(pi_network: Path, fake_pi: None,
+                                                                tmp_path: Path) -> None:
+    """The fake rejects what picamera2 0.3.38 rejects: tensor info of the wrong size, non-FLOAT or missing EXR
+    channels, values outside [0, 1]; and the tensor info arrives as libcamera's packed bytes."""
+    import Imath
+    import OpenEXR
+    from picamera2 import Picamera2
+    from picamera2.devices import IMX500
+
+    imx500 = IMX500(str(pi_network), tensor_injection=True)
+    picam2 = Picamera2(imx500.camera_num)
+    picam2.start(picam2.create_preview_configuration())
+    metadata = picam2.capture_metadata()
+    info = metadata["CnnOutputTensorInfo"]
+    assert isinstance(info, bytes) and len(info) == 712
+    parsed = imx500._IMX500__get_output_tensor_info(list(info))  # anything bytes() takes, as the real call
+    assert parsed["frameCount"] == 1 and parsed["num_tensors"] == len(imx500.get_outputs(metadata))
+    with pytest.raises(ValueError, match="tensor info length 711 does not match expected size 712"):
+        imx500._IMX500__get_output_tensor_info(info[:-1])
+    with pytest.raises(RuntimeError, match="No camera number 1 found"):
+        Picamera2(1)
+
+    width, height = imx500.get_input_size()
+
+    def exr(channels: dict[str, str], value: float = 0.5) -> OpenEXR.InputFile:
+        header = OpenEXR.Header(width, height)
+        header["channels"] = {name: Imath.Channel(Imath.PixelType(getattr(Imath.PixelType, kind)))
+                              for name, kind in channels.items()}
+        path = str(tmp_path / f"{len(list(tmp_path.iterdir()))}.exr")
+        out = OpenEXR.OutputFile(path, header)
+        out.writePixels({name: np.full((height, width), value, np.float16 if kind == "HALF" else np.float32).tobytes()
+                         for name, kind in channels.items()})
+        out.close()
+        return OpenEXR.InputFile(path)
+
+    assert len(imx500.prepare_tensor_for_injection(exr(dict.fromkeys("RGB", "FLOAT")))) == 3 * 32 * 32
+    with pytest.raises(ValueError, match="Channel 'R' is not of type FLOAT"):
+        imx500.prepare_tensor_for_injection(exr({"R": "HALF", "G": "FLOAT", "B": "FLOAT"}))
+    with pytest.raises(ValueError, match="EXR input missing required channel 'B'"):
+        imx500.prepare_tensor_for_injection(exr({"R": "FLOAT", "G": "FLOAT"}))
+    with pytest.raises(ValueError, match=r"Channel 'R' values not normalised to 0-1 range \(min: 1\.500"):
+        imx500.prepare_tensor_for_injection(exr(dict.fromkeys("RGB", "FLOAT"), 1.5))
+    picam2.close()
+
+
+@PI_STACK
+def test_injection_outputs_do_not_depend_on_the_networks_tensor_format(pi_network: Path, fake_pi: None,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sensor's input tensor may be planar BGR and signed (its network_info says which); the session's EXR
+    names its channels, so picamera2 lays them out and every format gives the same outputs."""
+    from support.small_net import images
+
+    batches = images(2, 32, seed=3)
+    results = []
+    for fmt, dtype in (("RGB", "unsigned"), ("BGR", "signed"), ("BGR", "unsigned")):
+        _forget_picamera2()
+        monkeypatch.setenv("FAKE_IMX500_INPUT_FORMAT", fmt)
+        monkeypatch.setenv("FAKE_IMX500_INPUT_DTYPE", dtype)
+        results.append(infer_all(pi_session(pi_network), batches))
+    for outputs in results[1:]:
+        for got, want in zip(outputs, results[0], strict=True):
+            for name in want:
+                np.testing.assert_array_equal(got[name], want[name])
+    assert not np.array_equal(results[0][0]["patch_scores"], results[0][1]["patch_scores"])
+
+
+@PI_STACK
+def test_an_injection_frame_of_0_is_unknown_not_frame_0(pi_network: Path, fake_pi: None,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    """picamera2's get_injection_cmp_frm returns 0 when its ioctl fails. Here the second image is injected on frame
+    255, so its output is on frame 1 (257), and the driver's answer is lost: frame 0 (256) still carries the first
+    image's output. Matching it against frame 0 would give the second image the first image's outputs."""
+    from support.small_net import images
+
+    first, second = images(2, 32, seed=5)
+    monkeypatch.setenv("FAKE_IMX500_FIRST_FRAME", "253")
+    monkeypatch.setenv("FAKE_IMX500_CMP_FRM_ERRORS", "2")
+    got_first, got_second, again = infer_all(pi_session(pi_network), [first, second, second])
+    assert "Unable to get injection comparison frame from device driver" in capsys.readouterr().out
+    assert not np.array_equal(got_second["patch_scores"], got_first["patch_scores"])
+    for name in again:
+        np.testing.assert_array_equal(got_second[name], again[name])
+
+
+@PI_STACK
+def test_a_driver_that_never_reports_the_injection_frame_fails_in_one_line(
+        pi_network: Path, fake_pi: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from support.small_net import images
+
+    monkeypatch.setenv("FAKE_IMX500_CMP_FRM_ERRORS", "*")
+    with pytest.raises(InjectionFailed, match=r"did not say which frame carries the injected image's output \(4 "
+                                              r"injections; get_injection_cmp_frm returned 0, its value on an ioctl"):
+        infer_all(pi_session(pi_network), images(1, 32))
+
+
+@PI_STACK
+@pytest.mark.parametrize(("faults", "message"), [
+    ({"FAKE_PICAMERA2_CAMERAS": "imx708"},  # the sensor node is bound, libcamera lists another camera only
+     r"^no IMX500 camera among the cameras libcamera lists \(rpicam-hello --list-cameras\), though its sensor"),
+    ({"FAKE_PICAMERA2_CAMERAS": "", "FAKE_IMX500_ABSENT": "1"},
+     r"^no IMX500 camera on this device \(picamera2: IMX500: Requested camera dev-node not found\)$"),
+    ({"FAKE_PICAMERA2_BUSY": "1"},
+     r"^picamera2 cannot open the IMX500 camera \(camera 0\): Camera __init__ sequence did not complete\.$"),
+])
+def test_a_missing_or_busy_camera_is_a_device_failure(pi_network: Path, fake_pi: None, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+                                                      faults: dict[str, str], message: str) -> None:
+    """picamera2 0.3.38: IMX500() raises StopIteration when libcamera lists no matching imx500 and RuntimeError
+    when there is no imx500 sensor node; Picamera2() raises RuntimeError. One line each, exit 5 (device)."""
+    from bench.devices.imx500 import live
+
+    for key, value in faults.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(DeviceFailure, match=message) as caught:
+        pi_session(pi_network)
+    assert not isinstance(caught.value, BadInput) and "\n" not in str(caught.value)
+    assert live.main([str(pi_network), "--frames", "2", "--out", str(tmp_path / "live")]) == 5
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: ")
+
+
+@PI_STACK
+def test_a_network_file_the_imx500_cannot_load_is_bad_input(pi_network: Path, fake_pi: None, tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match=r"missing\.rpk: the IMX500 cannot load it: Firmware file .* does not exist"):
+        pi_session(tmp_path / "missing.rpk")
 
 
 # ------------------------------------------------------------------ the whole chain on the demo
@@ -159,25 +340,14 @@ def test_a_camera_that_disappears_keeps_the_record(small_demo: dict, converter_c
 
 @requires("export", "torch")
 @requires("imx500", "model_compression_toolkit", "mct_quantizers")
-def test_live_mode_records_kpi_and_frame_rate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_live_mode_records_kpi_and_frame_rate(pi_network: Path, fake_pi: None, tmp_path: Path) -> None:
     """Streaming sensor frames (FAKE picamera2): per-frame KPI and timestamps, FPS from the timestamps."""
-    from support.small_net import images, small_net
-
     from bench.devices.imx500 import live
-    from bench.devices.imx500.quant import quantize_for_imx500
 
-    quantize_for_imx500(small_net(), images(4, 32), tmp_path)
-    (tmp_path / "rpk").mkdir()
-    rpk = tmp_path / "rpk" / "network.rpk"
-    rpk.write_bytes(b"rpk")
-    monkeypatch.syspath_prepend(str(PICAMERA_FAKES))
-    for name in [n for n in sys.modules if n == "picamera2" or n.startswith("picamera2.")]:
-        monkeypatch.delitem(sys.modules, name)
+    rpk = pi_network
     assert live.main([str(rpk), "--frames", "20", "--out", str(tmp_path / "live")]) == 0
     summary = __import__("json").loads((tmp_path / "live" / "summary.json").read_text())
     assert summary["frames"] == summary["frames_with_output"] == 20
     assert summary["fps"] == pytest.approx(10.0) and summary["device_p50_ms"] == pytest.approx(5.05)
     assert len((tmp_path / "live" / "frames.csv").read_text().splitlines()) == 21
     assert live.main([str(tmp_path / "missing.rpk"), "--out", str(tmp_path / "x")]) == 2
-    for name in [n for n in sys.modules if n == "picamera2" or n.startswith("picamera2.")]:
-        del sys.modules[name]

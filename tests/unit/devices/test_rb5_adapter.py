@@ -11,20 +11,22 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import yaml
+from onnx import TensorProto, helper, numpy_helper
 from support import paths
 from support.cli import run_cli
 from support.onnx_graphs import conv_onnx, exported
 from support.tiny_model import write_tiny_onnx
 
 from bench.devices.base import DeviceProfile
-from bench.devices.rb5 import HubSettings
+from bench.devices.rb5 import BoardSettings, HubSettings
 from bench.devices.rb5.adapter import RB5Device, hub_config_path
-from bench.devices.rb5.aihub import AIHubError, classify, profile_times_ms, submitted
-from bench.devices.rb5.qnn_adb import netrun_us
-from bench.errors import BadInput
+from bench.devices.rb5.aihub import AIHubError, AIHubRefused, classify, profile_times_ms, submitted
+from bench.devices.rb5.qnn_adb import BoardError, netrun_us
+from bench.errors import BadInput, DeviceFailure
 from bench.records import load_run
 
 FAKES = paths.FAKES
@@ -68,24 +70,72 @@ def test_settings_and_error_classes() -> None:
     assert rb5(adb=None).settings.adb.chunk_images == 32
     assert classify("Failed to authenticate.") == "auth"
     assert classify("QAIRT converter failed with exit code 1") == "unsupported"
-    assert classify("Job quota exceeded: too many jobs") == "quota"
-    assert classify("Waiting for device timed out") == "transient"
+    assert classify("Too Many Requests: please slow down and try again soon.") == "quota"
+    assert classify("Waiting for device timed out") == "other"
     assert profile_times_ms({"execution_summary": {"estimated_inference_time": 4200}}) == \
         ([4.2], "estimated_inference_time")
     assert netrun_us("Execute Stats (Overall):\n NetRun: 999 us\nExecute Stats (Average):\n NetRun: 3150 us\n") == 3150
 
 
-def test_transient_failures_are_retried_with_backoff(hub, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FAKE_AIHUB_TRANSIENT", "2")
+@pytest.fixture
+def client_waits(hub, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The fake client's own rate-limit waits (qai-hub 0.56.0 Client._api_call_with_retry), recorded, not slept."""
+    waits: list[float] = []
+    monkeypatch.setattr(hub.client, "_sleep", waits.append)
+    return waits
+
+
+def test_the_fake_client_retries_rate_limits_itself_unless_retry_is_false(hub, client_waits: list[float],
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    model, qcs = hub.Model(b"x", "m"), hub.Device("QCS8550 (Proxy)")
+    monkeypatch.setenv("FAKE_AIHUB_RATE_LIMITED", "2")
+    assert hub.submit_inference_job(model, qcs, profile=True).job_id and client_waits == [20, 40]
+    monkeypatch.setenv("FAKE_AIHUB_RATE_LIMITED", "99")
+    with pytest.raises(hub.client.RateLimitedError, match="Too Many Requests"):
+        hub.submit_inference_job(model, qcs, profile=True, retry=False)
+    assert client_waits == [20, 40]
+    with pytest.raises(hub.client.RateLimitedError, match="after retrying for 10 minutes"):
+        hub.submit_inference_job(model, qcs, profile=True)
+    assert client_waits[2:] == [20, 40] + [60] * 10  # stops once more than 600 s were spent waiting
+    assert not hasattr(hub, "RateLimitedError")  # 0.56.0 keeps it out of qai_hub's names
+
+
+def _creates_from_now(hub, count: int) -> str:
+    return str(hub._state["creates"] + count)
+
+
+def test_the_adapter_owns_the_retries_and_the_client_does_not_retry_underneath(
+        hub, client_waits: list[float], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr("bench.devices.rb5.aihub.time.sleep", waits.append)
+    device = rb5(aihub={"backoff_s": 1.0, "retries": 3})
+    monkeypatch.setenv("FAKE_AIHUB_RATE_LIMITED", _creates_from_now(hub, 2))
+    artifact = device.compile(exported(conv_onnx(tmp_path / "m.onnx")), tmp_path / "a")
+    session = device.open(artifact)
+    monkeypatch.setenv("FAKE_AIHUB_RATE_LIMITED", _creates_from_now(hub, 2))
+    session.device_timing([np.zeros((1, 3, 16, 16), np.float32)], 5)
+    assert waits == [1.0, 2.0, 1.0, 2.0] and client_waits == []  # retry=False: no 20-second waits underneath
+    monkeypatch.setenv("FAKE_AIHUB_RATE_LIMITED", _creates_from_now(hub, 99))
+    with pytest.raises(AIHubError, match=r"profile failed after 4 attempts: .*HTTP 429.*Too Many Requests") as err:
+        session.device_timing([np.zeros((1, 3, 16, 16), np.float32)], 5)
+    assert err.value.exit_code == 5 and client_waits == [] and waits[4:] == [1.0, 2.0, 4.0]
+
+
+def test_only_transient_failures_are_retried(hub, client_waits: list[float], tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     waits: list[float] = []
     settings = HubSettings(retries=3, backoff_s=1.0)
-    job = submitted(lambda: hub.submit_profile_job("x", hub.Device("QCS8550 (Proxy)")), "profile", settings,
-                    sleep=waits.append)
-    assert job.job_id and waits == [1.0, 2.0]
-    monkeypatch.setenv("FAKE_AIHUB_TRANSIENT", "10")
-    with pytest.raises(AIHubError, match="Could not connect to Qualcomm AI Hub"):
-        submitted(lambda: hub.submit_profile_job("x", hub.Device("QCS8550 (Proxy)")), "profile", settings,
-                  sleep=waits.append)
+    model, qcs = hub.Model(b"x", "m"), hub.Device("QCS8550 (Proxy)")
+    for variable in ("FAKE_AIHUB_UNAVAILABLE", "FAKE_AIHUB_TRANSIENT"):  # hub 503, a lost connection
+        monkeypatch.setenv(variable, _creates_from_now(hub, 2))
+        assert submitted(hub.submit_inference_job, "profile", settings, sleep=waits.append, model=model, device=qcs)
+        assert waits == [1.0, 2.0]
+        waits.clear()
+    monkeypatch.setenv("FAKE_AIHUB_STORAGE_STATUS", "403")  # a 4xx from the storage service: the client's InternalError
+    uploads = hub._state["uploads"]
+    with pytest.raises(AIHubError, match=r"compile failed: Internal API failure\. .*status code 403") as err:
+        rb5(aihub={"backoff_s": 1.0}).compile(exported(conv_onnx(tmp_path / "m.onnx")), tmp_path / "a")
+    assert hub._state["uploads"] == uploads + 1 and err.value.exit_code == 5  # not retried
 
 
 def test_compile_downloads_a_dlc_and_records_the_job(hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,25 +152,30 @@ def test_compile_downloads_a_dlc_and_records_the_job(hub, tmp_path: Path, monkey
         "QCS8550 (Proxy)"
 
 
-@pytest.mark.parametrize("setup, aihub, words", [
-    ({"FAKE_AIHUB_UNSUPPORTED": "Conv"}, {}, ["compile job", "failed", "op Conv is not supported", "/jobs/"]),
-    ({}, {"device": "RB5 Gen 2"}, ["RB5 Gen 2", "is not available"]),
-    ({"FAKE_AIHUB_QUOTA": "1"}, {}, ["quota", "too many jobs"]),
-    ({"FAKE_AIHUB_WAIT_TIMEOUT": "1"}, {"timeout_s": 7}, ["did not finish within 7 s"]),
-    ({"token": "bad"}, {}, ["authentication failed", "qai-hub configure"]),
+@pytest.mark.parametrize("setup, aihub, error, words", [
+    ({"FAKE_AIHUB_UNSUPPORTED": "Conv"}, {}, AIHubError, ["compile job", "op Conv is not supported", "/jobs/"]),
+    ({}, {"device": "RB5 Gen 2"}, AIHubRefused, ["RB5 Gen 2", "is not available"]),
+    ({"FAKE_AIHUB_RATE_LIMITED": "99"}, {}, AIHubError, ["quota or rate limits (HTTP 429)", "Too Many Requests"]),
+    ({"FAKE_AIHUB_WAIT_TIMEOUT": "1"}, {"timeout_s": 7}, AIHubError, ["did not finish within 7 s"]),
+    ({"token": "bad"}, {}, AIHubRefused, ["authentication failed", "qai-hub configure"]),
+    ({"token": "missing"}, {}, AIHubRefused, ["Failed to load client configuration file"]),
 ])
-def test_failures_are_one_clear_line(hub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, setup: dict,
-                                     aihub: dict, words: list[str]) -> None:
+def test_failures_are_one_clear_line(hub, client_waits: list[float], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                     setup: dict, aihub: dict, error: type, words: list[str]) -> None:
     for key, value in setup.items():
-        if key == "token":
+        if key == "token" and value == "missing":
+            monkeypatch.setenv("QAIHUB_CLIENT_INI", str(tmp_path / "none.ini"))
+        elif key == "token":
             Path(os.environ["QAIHUB_CLIENT_INI"]).write_text(f"[api]\napi_token = {value}\n")
         else:
             monkeypatch.setenv(key, value)
-    with pytest.raises(AIHubError) as err:
+    monkeypatch.setattr("bench.devices.rb5.adapter.RB5Device._hub_status", lambda self: (True, "checked by the client"))
+    with pytest.raises(error) as err:
         rb5(aihub=aihub).compile(exported(conv_onnx(tmp_path / "m.onnx")), tmp_path / "a")
     message = str(err.value)
     assert all(word in message for word in words), message
     assert "\n" not in message.split("┌")[0]
+    assert err.value.exit_code == (2 if error is AIHubRefused else 5) and client_waits == []
 
 
 def test_missing_client_is_reported_before_any_call(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -149,9 +204,10 @@ def test_session_chunks_caches_and_times_with_a_profile(hub, tmp_path: Path, mon
     host = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for batch, result in zip(batches, results, strict=True):
         score, patches = host.run(["score", "patch_scores"], {"image": batch})
-        assert result.outputs["patch_scores"].shape == (1, 1, 4, 4)  # channel-last from AI Hub, transposed back
+        assert result.outputs["patch_scores"].shape == (1, 1, 4, 4)  # no channel-last option: the model's layout
         np.testing.assert_allclose(result.outputs["patch_scores"], patches, rtol=1e-6)
         np.testing.assert_allclose(result.outputs["score"], score, rtol=1e-6)
+    assert hub.get_model(artifact.details["target_model_id"]).producer.options == "--target_runtime qnn_dlc"
     jobs_before = hub._state["inference_jobs"]
     again = device.open(artifact).infer_many(batches)  # a resumed run: the finished chunk is not submitted again
     assert hub._state["inference_jobs"] == jobs_before
@@ -164,6 +220,114 @@ def test_session_chunks_caches_and_times_with_a_profile(hub, tmp_path: Path, mon
     monkeypatch.setenv("FAKE_AIHUB_PARTIAL", "1")
     with pytest.raises(AIHubError, match="partial result"):
         session.infer_many(batches[:2])
+
+
+def square_onnx(path: Path) -> Path:
+    """A model whose 4-D output is (1, 4, 4, 4): channels equal height and width, so its shape cannot tell
+    channel-first from channel-last."""
+    rng = np.random.default_rng(1)
+    nodes = [helper.make_node("Conv", ["image", "w"], ["conv"]),
+             helper.make_node("AveragePool", ["conv"], ["patch_scores"], kernel_shape=[4, 4], strides=[4, 4]),
+             helper.make_node("ReduceMax", ["patch_scores"], ["score"], keepdims=0)]
+    graph = helper.make_graph(
+        nodes, "square", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, []),
+         helper.make_tensor_value_info("patch_scores", TensorProto.FLOAT, [1, 4, 4, 4])],
+        initializer=[numpy_helper.from_array(rng.normal(size=(4, 3, 1, 1)).astype(np.float32), "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10), path)
+    return path
+
+
+CHANNEL_LAST = "--target_runtime qnn_dlc --force_channel_last_input image --force_channel_last_output patch_scores"
+
+
+def _host(path: Path, batch: np.ndarray) -> list[np.ndarray]:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["score", "patch_scores"],
+                                                                                    {"image": batch})
+
+
+def test_channel_last_tensors_follow_the_compile_options(hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
+    path = square_onnx(tmp_path / "sq.onnx")
+    batch = np.random.default_rng(2).normal(size=(1, 3, 16, 16)).astype(np.float32)
+    score, patches = _host(path, batch)
+    for options in ("--target_runtime qnn_dlc", CHANNEL_LAST):
+        device = rb5(aihub={"compile_options": options})
+        result = device.open(device.compile(exported(path), tmp_path / options[-5:])).infer(batch)
+        np.testing.assert_allclose(result.outputs["patch_scores"], patches, rtol=1e-6, err_msg=options)
+        np.testing.assert_allclose(result.outputs["score"], score, rtol=1e-6)
+
+
+# ------------------------------------------------------------------ a board over adb
+
+
+@pytest.fixture
+def board(hub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """The FAKE adbutils with one board, rb5-lab-01, and a host QNN SDK for its target."""
+    sdk = tmp_path / "qairt"
+    for rel in ("bin/aarch64-oe-linux-gcc11.2/qnn-net-run", "lib/aarch64-oe-linux-gcc11.2/libQnnGpu.so",
+                "lib/aarch64-oe-linux-gcc11.2/libQnnSystem.so", "lib/aarch64-oe-linux-gcc11.2/libQnnModelDlc.so"):
+        (sdk / rel).parent.mkdir(parents=True, exist_ok=True)
+        (sdk / rel).write_bytes(b"\x7fELF fake")
+    (tmp_path / "board").mkdir()
+    for key in [k for k in os.environ if k.startswith("FAKE_ADB_") or k == "ANDROID_SERIAL"]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("FAKE_ADB_ROOT", str(tmp_path / "board"))
+    monkeypatch.setenv("FAKE_ADB_SERIAL", "rb5-lab-01")
+    monkeypatch.syspath_prepend(str(FAKES / "adb_site"))
+    forget("adbutils")
+    yield BoardSettings(qnn_sdk=str(sdk), timeout_s=9)
+    forget("adbutils")
+
+
+def _board_session(hub, tmp_path: Path, settings: BoardSettings, options: str = "--target_runtime qnn_dlc"):
+    from bench.devices.rb5.qnn_adb import QnnBoardSession
+
+    artifact = rb5(aihub={"compile_options": options}).compile(exported(square_onnx(tmp_path / "sq.onnx")),
+                                                                tmp_path / "a")
+    return QnnBoardSession(artifact.path, "image", (1, 3, 16, 16), {"score": (), "patch_scores": (1, 4, 4, 4)},
+                           settings, options)
+
+
+def test_board_runs_channel_last_dlcs_and_pushes_into_folders(board: BoardSettings, hub, tmp_path: Path) -> None:
+    batch = np.random.default_rng(3).normal(size=(1, 3, 16, 16)).astype(np.float32)
+    score, patches = _host(square_onnx(tmp_path / "host.onnx"), batch)
+    for options in ("--target_runtime qnn_dlc", CHANNEL_LAST):
+        session = _board_session(hub, tmp_path, board, options)
+        remote = tmp_path / "board" / board.remote_dir.lstrip("/")
+        assert sorted(p.name for p in remote.iterdir()) == ["libQnnGpu.so", "libQnnModelDlc.so", "libQnnSystem.so",
+                                                              "model.dlc", "qnn-net-run"]
+        result = session.infer(batch)
+        np.testing.assert_allclose(result.outputs["patch_scores"], patches, rtol=1e-6, err_msg=options)
+        np.testing.assert_allclose(result.outputs["score"], score, rtol=1e-6)
+        session.close()
+
+
+def test_a_pull_that_brings_back_nothing_is_detected(board: BoardSettings, hub, tmp_path: Path) -> None:
+    import dataclasses
+
+    settings = dataclasses.replace(board, extra_args="--output_dir /data/local/tmp/elsewhere")
+    session = _board_session(hub, tmp_path, settings)
+    with pytest.raises(BoardError, match=r"adb pull .*/run1/out brought back nothing \(0 bytes\)"):
+        session.infer(np.zeros((1, 3, 16, 16), np.float32))
+
+
+def test_several_boards_and_a_silent_board_are_one_line(board: BoardSettings, hub, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.devices.rb5.qnn_adb import connect
+
+    monkeypatch.setenv("FAKE_ADB_SERIAL", "rb5-lab-02,rb5-lab-01")
+    with pytest.raises(BadInput, match=r"several boards are connected over adb \(rb5-lab-01, rb5-lab-02\) and none "
+                                       r"is named: set runtime\.adb\.serial"):
+        connect(None)
+    assert connect("rb5-lab-02").serial == "rb5-lab-02"
+    monkeypatch.setenv("ANDROID_SERIAL", "rb5-lab-01")  # adbutils' own fallback, before it lists the boards
+    assert connect(None).serial == "rb5-lab-01"
+    monkeypatch.setenv("FAKE_ADB_SILENT", "1")
+    session = _board_session(hub, tmp_path, board)
+    with pytest.raises(BoardError, match=r"'LD_LIBRARY_PATH=.*' gave no output for 9 s \(adb read timeout\)") as err:
+        session.infer(np.zeros((1, 3, 16, 16), np.float32))
+    assert isinstance(err.value, DeviceFailure) and err.value.exit_code == 5
 
 
 # ------------------------------------------------------------------ whole runs
@@ -267,13 +431,14 @@ def test_real_aihub_compiles_and_profiles_a_tiny_model(tmp_path: Path) -> None:
 
 
 def _load_fake(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
+    """The fake package under another name, beside the real one (its submodules load relative to it)."""
+    spec = importlib.util.spec_from_file_location(name, path, submodule_search_locations=[str(path.parent)])
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
     try:
         spec.loader.exec_module(module)
     finally:
-        del sys.modules[name]
+        forget(name)
     return module
 
 
@@ -292,8 +457,12 @@ def test_fake_qai_hub_keeps_the_real_signatures() -> None:
     assert _params(fake.Device) == _params(real.Device)
     assert set(real.JobStatus.State.__members__) >= set(fake.JobStatus.State.__members__)
     for error in ("Error", "UserError", "InternalError"):
-        assert hasattr(real, error)
+        assert hasattr(real, error) and hasattr(fake, error)
+    assert hasattr(real, "RateLimitedError") == hasattr(fake, "RateLimitedError")
+    assert issubclass(real.client.RateLimitedError, real.Error) and issubclass(fake.client.RateLimitedError, fake.Error)
+    assert real.client.RATE_LIMIT_RETRY_TIMEOUT == fake.client.RATE_LIMIT_RETRY_TIMEOUT
     assert set(_params(fake.InferenceJob.wait)) == set(_params(real.InferenceJob.wait))
+    assert _params(fake.public_rest_api.APIException) == _params(real.public_rest_api.APIException)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("adbutils") is None, reason="the real adbutils is not installed")
@@ -303,6 +472,7 @@ def test_fake_adbutils_keeps_the_real_signatures() -> None:
     fake = _load_fake("fake_adbutils", FAKES / "adb_site" / "adbutils" / "__init__.py")
     assert _params(fake.AdbClient.device) == _params(real.AdbClient.device)
     assert _params(fake.AdbDevice.shell2) == _params(real.AdbDevice.shell2)
-    assert _params(fake._Sync.push) == _params(real.Sync.push)
-    assert _params(fake._Sync.pull) == _params(real.Sync.pull)
-    assert issubclass(real.AdbTimeout, real.AdbError)
+    assert _params(fake.AdbClient.device_list) == _params(real.AdbClient.device_list)
+    assert _params(fake.Sync.push) == _params(real.Sync.push)
+    assert _params(fake.Sync.pull) == _params(real.Sync.pull)
+    assert issubclass(real.AdbTimeout, real.AdbError) and issubclass(fake.AdbTimeout, fake.AdbError)

@@ -31,10 +31,10 @@ from support.onnx_graphs import conv_onnx, exported  # noqa: E402
 from bench.devices.base import DeviceProfile  # noqa: E402
 from bench.devices.cache import cache_key, compiled_artifact  # noqa: E402
 from bench.devices.tensorrt.adapter import TensorRTDevice  # noqa: E402
-from bench.devices.tensorrt.build import EngineBuildFailed, fp16_mode, parse_version  # noqa: E402
-from bench.devices.tensorrt.cuda_runtime import CudaError  # noqa: E402
+from bench.devices.tensorrt.build import EngineBuildFailed, build_mode, fp16_tensors, parse_version  # noqa: E402
+from bench.devices.tensorrt.cuda_runtime import Cuda, CudaError  # noqa: E402
 from bench.devices.tensorrt.session import EngineLoadFailed  # noqa: E402
-from bench.errors import BadInput  # noqa: E402
+from bench.errors import BadInput, DeviceFailure  # noqa: E402
 from bench.records import load_run  # noqa: E402
 
 FAKES = paths.FAKES / "trt_site"
@@ -53,8 +53,8 @@ def fake_trt(monkeypatch: pytest.MonkeyPatch):
 
     def use(version: str = "10.3.0", **env: str) -> None:
         monkeypatch.setenv("FAKE_TRT_VERSION", version)
-        for key in ("FAKE_CUDA_GPU", "FAKE_CUDA_CC", "FAKE_CUDA_DEVICES", "FAKE_CUDA_FAIL_AFTER_COPIES",
-                    "FAKE_CUDA_FAIL_SYNC"):
+        for key in ("FAKE_CUDA_GPU", "FAKE_CUDA_CC", "FAKE_CUDA_DEVICES", "FAKE_CUDA_DRIVER",
+                    "FAKE_CUDA_FAIL_AFTER_COPIES", "FAKE_CUDA_FAIL_SYNC"):
             monkeypatch.delenv(key, raising=False)
         for key, value in env.items():
             monkeypatch.setenv(key, value)
@@ -65,8 +65,8 @@ def fake_trt(monkeypatch: pytest.MonkeyPatch):
     forget_runtime_modules()
 
 
-def device(tmp_path: Path, **runtime: object) -> TensorRTDevice:
-    profile = DeviceProfile(name="jetson", kind="tensorrt", precision="fp16", source=tmp_path / "jetson.yaml",
+def device(tmp_path: Path, precision: str = "fp16", **runtime: object) -> TensorRTDevice:
+    profile = DeviceProfile(name="jetson", kind="tensorrt", precision=precision, source=tmp_path / "jetson.yaml",
                             runtime={"system_root": str(tmp_path / "no-board"), "timing_cache":
                                      str(tmp_path / "timing.cache"), **runtime})
     return TensorRTDevice(profile)
@@ -79,10 +79,15 @@ def host_outputs(path: Path, batch: np.ndarray) -> dict[str, np.ndarray]:
 
 def test_version_handling() -> None:
     assert parse_version("10.3.0.30") == (10, 3, 0) and parse_version("11.4") == (11, 4, 0)
-    assert fp16_mode("10.3.0") == "builder_flag" and fp16_mode("10.16.1.11") == "builder_flag"
-    assert fp16_mode("11.4.0.106") == "strongly_typed"
+    assert build_mode("10.3.0", "fp16") == "builder_flag" and build_mode("10.16.1.11", "fp16") == "builder_flag"
+    assert build_mode("11.4.0.106", "fp16") == "strongly_typed"
+    assert build_mode("10.3.0", "fp32") == build_mode("11.4.0.106", "fp32") == "fp32"
+    assert build_mode("10.3.0", "fp16", jetson=True) == "builder_flag"
+    for precision in ("fp16", "fp32"):
+        with pytest.raises(BadInput, match=r"11\.1\.0 on a Jetson: TensorRT 11 does not support JetPack.*10\.3"):
+            build_mode("11.1.0", precision, jetson=True)
     with pytest.raises(BadInput, match=r"TensorRT 8\.6\.1 is too old.*10 or newer"):
-        fp16_mode("8.6.1")
+        build_mode("8.6.1", "fp16")
     with pytest.raises(BadInput, match="cannot read the TensorRT version"):
         parse_version("unknown")
 
@@ -94,11 +99,13 @@ def test_tensorrt_10_builds_fp16_with_the_builder_flag_and_reuses_the_timing_cac
     model = exported(conv_onnx(tmp_path / "m.onnx"))
     artifact = dev.compile(model, tmp_path / "a")
     header = tensorrt.engine_header(str(artifact.path))
-    assert header["builder_flags"] == 1 << int(tensorrt.BuilderFlag.FP16) and header["network_flags"] == 0
+    flag = tensorrt.BuilderFlag
+    assert header["builder_flags"] == 1 << int(flag.FP16) | 1 << int(flag.TF32) and header["network_flags"] == 0
     assert header["workspace"] == 256 << 20
     build = artifact.details["build"]
     assert build["fp16_mode"] == "builder_flag" and build["timing_cache_loaded_bytes"] == 0
-    assert artifact.toolchain == {"tensorrt": "10.3.0", "cuda_runtime": "12.6", "gpu": "Orin (sm 8.7)"}
+    assert build["builder_flags"] == ["FP16", "TF32"] and build["tf32"] is True  # TF32 is TensorRT's default
+    assert artifact.toolchain == {"tensorrt": "10.3.0", "cuda_runtime": "13.5", "gpu": "Orin (sm 8.7)"}
     assert (tmp_path / "timing.cache").is_file()
     again = dev.compile(model, tmp_path / "b")
     assert again.details["build"]["timing_cache_loaded_bytes"] > 0
@@ -113,8 +120,9 @@ def test_tensorrt_11_builds_a_strongly_typed_network_from_an_fp16_onnx(fake_trt,
     artifact = device(tmp_path).compile(exported(conv_onnx(tmp_path / "m.onnx")), tmp_path / "a")
     header = tensorrt.engine_header(str(artifact.path))
     assert header["network_flags"] == 1 << int(tensorrt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    assert header["builder_flags"] == 0
+    assert header["builder_flags"] == 1 << int(tensorrt.BuilderFlag.TF32)
     assert artifact.details["build"]["fp16_mode"] == "strongly_typed"
+    assert artifact.details["build"]["builder_flags"] == ["TF32"]
     conversion = artifact.details["fp16_conversion"]
     assert conversion["fp16_initializers"] >= 1 and "device compiler" in conversion["numerics"]
     fp16_graph = onnx.load(str(tmp_path / "a" / "model_fp16.onnx"))
@@ -141,7 +149,7 @@ def test_builder_errors_carry_the_logger_messages(fake_trt, tmp_path: Path) -> N
 
 
 def test_no_cuda_device_is_reported_not_crashed(fake_trt, tmp_path: Path) -> None:
-    fake_trt(FAKE_CUDA_DEVICES="0")
+    fake_trt(FAKE_CUDA_DEVICES="0")  # a driver, but no GPU
     dev = device(tmp_path)
     ok, reason = dev.availability()
     assert not ok and "cudaErrorNoDevice (no CUDA-capable device is detected)" in reason
@@ -151,7 +159,7 @@ def test_no_cuda_device_is_reported_not_crashed(fake_trt, tmp_path: Path) -> Non
 
     from bench.devices.tensorrt.build import BuildSettings, build_engine
 
-    with pytest.raises(EngineBuildFailed, match="CUDA initialization failure with error: 35"):
+    with pytest.raises(EngineBuildFailed, match="CUDA initialization failure with error: 100"):
         build_engine(tensorrt, tmp_path / "m.onnx", tmp_path / "e.engine", BuildSettings())
     env = dev.environment()
     assert env["gpu"] is None and any("not usable" in w for w in env["warnings"])
@@ -244,12 +252,185 @@ def test_environment_on_a_jetson_records_power_mode_and_warns(fake_trt, tmp_path
     env = device(tmp_path, system_root=str(board), expected_power_mode="MAXN_SUPER").environment()
     assert env["power_mode"] == "15W" and env["jetson"]["l4t"] == "36.4.3" and env["jetson"]["jetpack"] == "6.2"
     assert env["runtime"]["tensorrt"] == "10.3.0" and env["gpu"]["name"] == "Orin"
-    assert env["settings"]["fp16_mode"] == "builder_flag"
+    assert env["settings"]["build_mode"] == "builder_flag"
     assert any("the profile expects MAXN_SUPER" in w for w in env["warnings"])
     assert any("jetson_clocks is off" in w for w in env["warnings"])
     off_board = device(tmp_path, expected_power_mode="MAXN_SUPER").environment()
     assert off_board["jetson"] is None and any("not a Jetson" in w for w in off_board["warnings"])
     assert device(tmp_path).environment()["warnings"] == []  # a desktop GPU's profile expects no power mode
+
+
+def test_fp32_engines_clear_tf32_and_record_the_flags(fake_trt, tmp_path: Path) -> None:
+    model = exported(conv_onnx(tmp_path / "m.onnx"))
+    for version in ("10.3.0", "11.1.0"):
+        fake_trt(version)
+        import tensorrt
+
+        artifact = device(tmp_path, precision="fp32").compile(model, tmp_path / version)
+        assert tensorrt.engine_header(str(artifact.path))["builder_flags"] == 0  # TF32 was on by default
+        build = artifact.details["build"]
+        assert build["build_mode"] == "fp32" and build["fp16_mode"] is None
+        assert build["builder_flags"] == [] and build["tf32"] is False
+        assert artifact.precision == "fp32" and "fp16_conversion" not in artifact.details
+
+
+def test_tensorrt_11_refuses_an_fp16_label_on_an_onnx_the_conversion_left_fp32(
+        fake_trt, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from bench.devices.emulation import fp16
+
+    def converted_nothing(src: Path, dst: Path, policy: str, explicit_storage: bool = True) -> dict:
+        shutil.copyfile(src, dst)  # what a conversion that kept every op in FP32 hands over
+        return {"fp16_initializers": 0}
+
+    monkeypatch.setattr(fp16, "to_fp16", converted_nothing)
+    fake_trt("11.1.0")
+    with pytest.raises(BadInput, match=r"model_fp16\.onnx: holds no FLOAT16 tensor.*FP32 engine labelled fp16"):
+        device(tmp_path).compile(exported(conv_onnx(tmp_path / "m.onnx")), tmp_path / "a")
+    assert not (tmp_path / "a" / "model.engine").exists()
+
+
+def test_fp16_tensors_counts_what_a_strongly_typed_build_would_run_in_fp16(tmp_path: Path) -> None:
+    path = conv_onnx(tmp_path / "m.onnx")
+    assert fp16_tensors(path) == 0
+    model = onnx.load(str(path))
+    first = model.graph.node[0]
+    cast = helper.make_node("Cast", [first.input[0]], ["image_fp16"], to=TensorProto.FLOAT16, name="to_half")
+    back = helper.make_node("Cast", ["image_fp16"], ["image_back"], to=TensorProto.FLOAT, name="to_float")
+    first.input[0] = "image_back"
+    model.graph.node.insert(0, back)
+    model.graph.node.insert(0, cast)
+    onnx.save(model, str(path))
+    assert fp16_tensors(path) == 1
+
+
+def test_tensorrt_11_on_a_jetson_is_one_clear_error(fake_trt, tmp_path: Path) -> None:
+    fake_trt("11.1.0")
+    dev = device(tmp_path, precision="fp32", expected_power_mode="MAXN_SUPER")  # a Jetson profile
+    ok, reason = dev.availability()
+    assert not ok and "TensorRT 11 does not support JetPack" in reason and "TensorRT 10.3" in reason
+    with pytest.raises(BadInput, match="cannot run here"):
+        dev.compile(exported(conv_onnx(tmp_path / "m.onnx")), tmp_path / "a")
+    assert device(tmp_path, precision="fp32").availability()[0]  # a desktop GPU may run TensorRT 11
+
+
+def test_a_timing_cache_tensorrt_rejects_is_recorded_and_not_counted(fake_trt, tmp_path: Path) -> None:
+    model = exported(conv_onnx(tmp_path / "m.onnx"))
+    cache = tmp_path / "timing.cache"
+    device(tmp_path).compile(model, tmp_path / "orin")
+    fake_trt(FAKE_CUDA_GPU="NVIDIA H200", FAKE_CUDA_CC="9.0")  # the same configured cache file, another GPU
+    moved = device(tmp_path).compile(model, tmp_path / "h200").details["build"]
+    assert moved["timing_cache_rejected"] is True and moved["timing_cache_loaded_bytes"] == 0
+    assert any("timing cache" in w and "rejected" in w for w in moved["warnings"])
+    size = cache.stat().st_size  # rewritten by the H200 build, for the H200
+    again = device(tmp_path).compile(model, tmp_path / "h200-again").details["build"]
+    assert again["timing_cache_rejected"] is False and again["timing_cache_loaded_bytes"] == size > 0
+    cache.write_bytes(b"not a timing cache")
+    damaged = device(tmp_path).compile(model, tmp_path / "damaged").details["build"]
+    assert damaged["timing_cache_rejected"] is True and damaged["timing_cache_loaded_bytes"] == 0
+
+
+def test_fake_timing_cache_follows_set_timing_cache(fake_trt) -> None:
+    import tensorrt
+
+    config = tensorrt.Builder(tensorrt.Logger()).create_builder_config()
+    assert config.get_flag(tensorrt.BuilderFlag.TF32)  # NvInfer.h: kTF32 "Enabled by default"
+    own = config.create_timing_cache(b"")
+    assert config.set_timing_cache(own, False) is True
+    with pytest.raises(TypeError, match="incompatible function arguments"):
+        config.set_timing_cache(None, False)
+    with pytest.raises(TypeError, match="incompatible function arguments"):
+        config.get_flag(6)
+    blob = bytes(own.serialize())
+    fake_trt("10.16.1.11")
+    import tensorrt
+
+    config = tensorrt.Builder(tensorrt.Logger()).create_builder_config()
+    foreign = config.create_timing_cache(blob)
+    assert config.set_timing_cache(foreign, False) is False and config.get_timing_cache() is None
+    assert config.set_timing_cache(foreign, True) is True
+
+
+def test_execution_is_asynchronous_so_a_missing_sync_reads_stale_outputs(
+        fake_trt, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_tiny_onnx(tmp_path / "tiny.onnx")
+    dev = device(tmp_path)
+    artifact = dev.compile(exported(path), tmp_path / "a")
+    batch = np.random.default_rng(3).normal(size=(1, 3, 16, 16)).astype(np.float32)
+    expected = host_outputs(path, batch)["score"]
+    with dev.open(artifact) as session:
+        np.testing.assert_allclose(session.infer(batch).outputs["score"], expected, rtol=1e-6)
+        monkeypatch.setattr(Cuda, "synchronize", lambda self, stream: None)  # a session that forgot to sync
+        with pytest.raises(CudaError, match="cudaEventElapsedTime failed: cudaErrorNotReady"):
+            session.infer(batch * 2)
+        score = next(out for out in session.outputs if out.name == "score")
+        np.testing.assert_allclose(score.host, expected, rtol=1e-6)  # still the previous inference's result
+        monkeypatch.undo()
+        np.testing.assert_allclose(session.infer(batch * 3).outputs["score"], host_outputs(path, batch * 3)["score"],
+                                   rtol=1e-6)
+
+
+def test_fake_cuda_captures_copies_and_events_and_refuses_a_sync_inside(fake_trt) -> None:
+    from cuda.bindings import runtime
+
+    cuda = Cuda(runtime)
+    pointer, stream, event = cuda.malloc(4), cuda.stream(), cuda.event()
+    source, result = np.array([7], np.int32), np.zeros(1, np.int32)
+    cuda.begin_capture(stream)
+    cuda.to_device(pointer, source, stream)
+    cuda.record(event, stream)
+    _, executable = cuda.end_capture(stream)
+    cuda.to_host(result, pointer, stream)
+    cuda.synchronize(stream)
+    assert result[0] == 0  # captured, not run
+    cuda.launch(executable, stream)
+    cuda.to_host(result, pointer, stream)
+    assert result[0] == 0  # queued, not run before the stream is synchronised
+    cuda.synchronize(stream)
+    assert result[0] == 7 and event.t_ns is not None
+    cuda.begin_capture(stream)
+    with pytest.raises(CudaError, match="cudaStreamSynchronize failed: cudaErrorStreamCaptureUnsupported"):
+        cuda.synchronize(stream)
+    with pytest.raises(CudaError, match="cudaStreamEndCapture failed: cudaErrorStreamCaptureInvalidated"):
+        cuda.end_capture(stream)
+    assert runtime.cudaRuntimeGetVersion() == (runtime.cudaError_t.cudaSuccess, 13050)  # cuda-bindings 13.5.0
+
+
+def test_a_failed_captured_enqueue_is_the_error_reported(fake_trt, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    dev = device(tmp_path, cuda_graph=True)
+    artifact = dev.compile(exported(write_tiny_onnx(tmp_path / "t.onnx")), tmp_path / "a")
+    import tensorrt
+    from cuda.bindings import runtime
+
+    calls = []
+
+    def failing_in_capture(self, stream_handle: int) -> bool:
+        calls.append(stream_handle)
+        if len(calls) == 1:
+            return runtime.submit(stream_handle, self._run)
+        runtime.cudaStreamSynchronize(runtime._streams[stream_handle])  # prohibited: invalidates the capture
+        return False
+
+    monkeypatch.setattr(tensorrt.IExecutionContext, "execute_async_v3", failing_in_capture)
+    with pytest.raises(DeviceFailure, match="execute_async_v3 returned False") as failure:
+        dev.open(artifact)
+    assert not isinstance(failure.value, CudaError)
+
+
+@pytest.mark.parametrize(("driver", "said"), [("12060", "the driver supports CUDA 12.6"), ("0", "no NVIDIA driver")])
+def test_an_old_or_missing_driver_is_insufficient_driver(fake_trt, tmp_path: Path, driver: str, said: str) -> None:
+    fake_trt(FAKE_CUDA_DRIVER=driver)
+    ok, reason = device(tmp_path).availability()
+    assert not ok and "cudaGetDeviceCount failed: cudaErrorInsufficientDriver" in reason
+    assert f"{said}, this cuda-python is built for CUDA 13.5" in reason
+    import tensorrt
+
+    from bench.devices.tensorrt.build import BuildSettings, build_engine
+
+    with pytest.raises(EngineBuildFailed, match="CUDA initialization failure with error: 35"):
+        build_engine(tensorrt, conv_onnx(tmp_path / "m.onnx"), tmp_path / "e.engine", BuildSettings())
 
 
 # ------------------------------------------------------------------ a whole run on a fake Jetson
@@ -313,3 +494,60 @@ def test_a_device_that_drops_mid_run_keeps_the_record(small_demo: dict, tmp_path
     record = load_run(next((tmp_path / "results").iterdir()))
     assert record.manifest["status"] == "failed" and "cudaErrorLaunchFailure" in record.manifest["error"]
     assert len(record.latency) > 0
+
+
+# ------------------------------------------------------------------ benchmarks/gpu_check.sh without a GPU
+
+GPU_CHECK = paths.REPO / "benchmarks" / "gpu_check.sh"
+
+
+def gpu_check(tmp_path: Path, *args: str, fakes: bool = True, **env: str):
+    import subprocess
+
+    base = {key: value for key, value in os.environ.items() if not key.startswith(("FAKE_", "GPU_CHECK_"))}
+    extra = env.pop("PYTHONPATH", "")
+    pythonpath = os.pathsep.join(p for p in [extra, str(FAKES) if fakes else "", base.get("PYTHONPATH", "")] if p)
+    base.update(PYTHONPATH=pythonpath, PYTHON=sys.executable, OUT=str(tmp_path / "out"),
+                GPU_CHECK_WORK=str(tmp_path / "work"), **env)
+    return subprocess.run(["bash", str(GPU_CHECK), *args], capture_output=True, text=True, env=base, timeout=1500)
+
+
+def test_gpu_check_dry_run_writes_the_profiles_and_plans(tmp_path: Path) -> None:
+    done = gpu_check(tmp_path, "--dry-run")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "tensorrt-gpu-fp16" in done.stdout and "tensorrt-gpu-fp32" in done.stdout
+    assert "edgezsad: bench run --device tensorrt-gpu-fp32, cold then warm" in done.stdout
+    fp32 = yaml.safe_load((tmp_path / "work" / "devices" / "tensorrt-gpu-fp32.yaml").read_text())
+    assert fp32["precision"] == "fp32" and fp32["runtime"]["timing_cache"] == str(tmp_path / "work" /
+                                                                                  "timing-fp32.cache")
+    assert gpu_check(tmp_path, "--bogus").returncode == 2
+
+
+def test_gpu_check_says_what_is_missing_and_where_wheels_go(tmp_path: Path) -> None:
+    shadow = tmp_path / "no-trt"
+    (shadow / "tensorrt").mkdir(parents=True)
+    (shadow / "tensorrt" / "__init__.py").write_text("raise ImportError('no TensorRT here')\n")
+    done = gpu_check(tmp_path, "--dry-run", fakes=False, PYTHONPATH=str(shadow))
+    assert done.returncode == 2
+    assert "missing: tensorrt" in done.stderr and "GPU_CHECK_WHEELS" in done.stderr
+    empty = tmp_path / "wheels"
+    empty.mkdir()
+    done = gpu_check(tmp_path, fakes=False, PYTHONPATH=str(shadow), GPU_CHECK_WHEELS=str(empty))
+    assert done.returncode == 2 and "missing: tensorrt" in done.stderr  # nothing to install from: one clear stop
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_end_to_end_on_the_fakes(tmp_path: Path) -> None:
+    done = gpu_check(tmp_path, GPU_CHECK_MODELS="tinyglass", GPU_CHECK_PYTEST="0", GPU_CHECK_BUDGET_S="1400",
+                     GPU_CHECK_LIMIT="4")
+    summary = (tmp_path / "out" / "gpu_check.md").read_text()
+    assert done.returncode == 0, summary + done.stderr[-2000:]
+    rows = {line.split("|")[2].strip(): [c.strip() for c in line.split("|")[1:-1]]
+            for line in summary.splitlines() if line.startswith("| tinyglass")}
+    assert set(rows) == {"fp16", "fp32"}
+    for precision, row in rows.items():
+        cold, warm, loaded, rejected, flags, tf32 = row[2:8]
+        assert float(cold) > 0 and float(warm) > 0 and int(loaded) > 0 and rejected == "False"
+        assert (flags, tf32) == (("FP16,TF32", "True") if precision == "fp16" else ("none", "False"))
+        assert all(len(row[i].split("/")) == 3 for i in (8, 9)) and row[10] != "n/a"
+    assert "FAILED" not in summary and "not run" not in summary

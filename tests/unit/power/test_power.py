@@ -16,11 +16,13 @@ import types
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from support.fake_boards import fake_ina3221
 
 from bench import clock
 from bench.errors import BadInput
+from bench.metrics.energy import energy_over_window
 from bench.power import (
     METERS,
     NO_METER_REASON,
@@ -132,6 +134,59 @@ def test_open_meter_builds_ina3221(tmp_path: Path) -> None:
     assert check_meter({"meter": "ina3221", "root": str(tmp_path), "rails": ["VDD_IN"]}) == (True, "ina3221: VDD_IN")
 
 
+def fake_ina3221_chips(root: Path, chips: list[dict[int, str]]) -> None:
+    """FAKE Jetson AGX Orin-style tree (Linux hwmon ABI, ina3221 driver): several INA3221 chips under the I2C
+    driver, each linked from /sys/class/hwmon, unused channels labelled "NC" as the board's device tree does."""
+    (root / "sys/class/hwmon").mkdir(parents=True)
+    for index, channels in enumerate(chips):
+        dev = root / f"sys/bus/i2c/drivers/ina3221/1-004{index}/hwmon/hwmon{index + 1}"
+        dev.mkdir(parents=True)
+        (dev / "name").write_text("ina3221\n")
+        for n, label in channels.items():
+            (dev / f"in{n}_label").write_text(label + "\n")
+            (dev / f"in{n}_input").write_text(f"{5000 + n}\n")
+            (dev / f"curr{n}_input").write_text(f"{100 * n}\n")
+        (root / f"sys/class/hwmon/hwmon{index + 1}").symlink_to(dev)
+
+
+AGX_ORIN = [{1: "VDD_GPU_SOC", 2: "VDD_CPU_CV", 3: "VIN_SYS_5V0"}, {1: "NC", 2: "VDDQ_VDD2_1V8AO", 3: "NC"}]
+
+
+def test_ina3221_default_rails_leave_out_nc_channels(tmp_path: Path) -> None:
+    fake_ina3221_chips(tmp_path, AGX_ORIN)
+    meter = Ina3221Meter(root=tmp_path)
+    assert meter.rails == ["VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0", "VDDQ_VDD2_1V8AO"]
+    assert meter.source == "channels left out: NC x2 (not connected)"
+    assert [r["watts"] for r in meter.read()] == pytest.approx([5.001 * 0.1, 5.002 * 0.2, 5.003 * 0.3, 5.002 * 0.2])
+    ok, reason = check_meter({"meter": "ina3221", "root": str(tmp_path)})
+    assert ok and reason.endswith("VDDQ_VDD2_1V8AO (channels left out: NC x2 (not connected))")
+
+
+def test_ina3221_profile_naming_nc_is_a_one_line_error(tmp_path: Path) -> None:
+    fake_ina3221_chips(tmp_path, AGX_ORIN)
+    with pytest.raises(BadInput) as err:
+        Ina3221Meter(["VIN_SYS_5V0", "NC"], root=tmp_path)
+    message = str(err.value)
+    assert message.startswith("INA3221 label NC: a label containing 'NC' marks a channel that is not connected")
+    assert "VIN_SYS_5V0" in message and "\n" not in message
+    assert Ina3221Meter(["VIN_SYS_5V0"], root=tmp_path).source == ""
+
+
+def test_ina3221_label_on_two_channels_is_left_out_or_refused(tmp_path: Path) -> None:
+    fake_ina3221_chips(tmp_path, [{1: "VDD_IN", 2: "VDD_SOC"}, {1: "VDD_SOC", 2: "NC"}])
+    meter = Ina3221Meter(root=tmp_path)
+    assert meter.rails == ["VDD_IN"]
+    assert meter.source == "channels left out: NC x1 (not connected), VDD_SOC x2 (label not unique)"
+    with pytest.raises(MeterUnavailable, match=r"^INA3221 label VDD_SOC found on more than one channel"):
+        Ina3221Meter(["VDD_SOC"], root=tmp_path)
+
+
+def test_ina3221_with_only_nc_channels_is_unavailable(tmp_path: Path) -> None:
+    fake_ina3221_chips(tmp_path, [{1: "NC", 2: "NC"}])
+    with pytest.raises(MeterUnavailable, match=r"no connected channel with a label of its own \(found: NC\)"):
+        Ina3221Meter(root=tmp_path)
+
+
 # ---------------------------------------------------------------- RAPL (fake powercap)
 
 MAX_RANGE_UJ = 262_143_328_850
@@ -188,21 +243,28 @@ def test_rapl_absent_is_unavailable(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- NVML (fake pynvml)
 
-NVML_ERROR_UNINITIALIZED = 1
-NVML_ERROR_INVALID_ARGUMENT = 2
-NVML_ERROR_LIBRARY_NOT_FOUND = 12
-NVML_ERROR_GPU_IS_LOST = 15
+# nvidia-ml-py 13.615.71 pynvml.py: NVML_SUCCESS, NVML_ERROR_* and NVMLError._errcode_to_string.
+NVML_SUCCESS = 0
+NVML_ERRORS = {1: ("Uninitialized", "Uninitialized"), 2: ("InvalidArgument", "Invalid Argument"),
+               3: ("NotSupported", "Not Supported"), 12: ("LibraryNotFound", "NVML Shared Library Not Found"),
+               13: ("FunctionNotFound", "Function Not Found"), 15: ("GpuIsLost", "GPU is lost")}
+NVML_ERROR_UNINITIALIZED, NVML_ERROR_INVALID_ARGUMENT, NVML_ERROR_NOT_SUPPORTED = 1, 2, 3
+NVML_ERROR_LIBRARY_NOT_FOUND, NVML_ERROR_GPU_IS_LOST = 12, 15
+NVML_FI_DEV_POWER_INSTANT = 186
+NVML_VALUE_TYPE_UNSIGNED_INT = 1
 
 
-def fake_pynvml(power_mw: dict[int, int], init_error: int | None = None) -> types.ModuleType:
-    """FAKE pynvml: the calls NvmlMeter uses, with nvidia-ml-py's signatures and its error scheme
-    (``NVMLError(code)`` becomes the code's subclass, e.g. ``NVMLError_GpuIsLost``, whose str is the
-    NVML message). ``state`` lets a test count init/shutdown and mark GPUs as lost."""
+def fake_pynvml(power_mw: dict[int, int], init_error: int | None = None, energy_mj: dict[int, int] | None = None,
+                instant_mw: dict[int, int] | None = None, field_ids: bool = True) -> types.ModuleType:
+    """FAKE pynvml following nvidia-ml-py 13.615.71 (pynvml.py) for the calls NvmlMeter makes.
+
+    ``power_mw`` is what nvmlDeviceGetPowerUsage answers (the 1-s average on Ampere+); ``energy_mj`` the
+    energy counters (None: a pre-Volta GPU, NotSupported); ``instant_mw`` the NVML_FI_DEV_POWER_INSTANT
+    field (None: the field's own nvmlReturn is NotSupported); ``field_ids=False`` an older pynvml without
+    that constant. ``state`` lets a test advance counters, count init/shutdown and mark GPUs as lost."""
     mod = types.ModuleType("pynvml")
-    messages = {NVML_ERROR_UNINITIALIZED: "Uninitialized", NVML_ERROR_INVALID_ARGUMENT: "Invalid Argument",
-                NVML_ERROR_LIBRARY_NOT_FOUND: "NVML Shared Library Not Found", NVML_ERROR_GPU_IS_LOST: "GPU is lost"}
 
-    class NVMLError(Exception):
+    class NVMLError(Exception):  # pynvml.py NVMLError: __new__ maps the code to its generated subclass
         _valClassMapping: dict[int, type] = {}  # noqa: RUF012 - mirrors pynvml
 
         def __new__(cls, value: int) -> NVMLError:
@@ -213,66 +275,170 @@ def fake_pynvml(power_mw: dict[int, int], init_error: int | None = None) -> type
             return obj
 
         def __str__(self) -> str:
-            return messages.get(self.value, f"NVML Error with code {self.value}")
+            return NVML_ERRORS[self.value][1] if self.value in NVML_ERRORS else f"NVML Error with code {self.value}"
 
-    def subclass(name: str, code: int) -> type:
-        cls = type(name, (NVMLError,), {"__new__": lambda typ, *args: NVMLError.__new__(typ, code)})
+    for code, (name, _) in NVML_ERRORS.items():  # pynvml.py _extractNVMLErrorsAsClasses
+        new = lambda typ, *args, _c=code: NVMLError.__new__(typ, _c)  # noqa: E731
+        cls = type(f"NVMLError_{name}", (NVMLError,), {"__new__": new})
         NVMLError._valClassMapping[code] = cls
-        setattr(mod, name, cls)
-        return cls
+        setattr(mod, cls.__name__, cls)
+    state = types.SimpleNamespace(inits=0, shutdowns=0, lost=set(), power_mw=dict(power_mw),
+                                  energy_mj=None if energy_mj is None else dict(energy_mj),
+                                  instant_mw=None if instant_mw is None else dict(instant_mw))
 
-    subclass("NVMLError_Uninitialized", NVML_ERROR_UNINITIALIZED)
-    subclass("NVMLError_InvalidArgument", NVML_ERROR_INVALID_ARGUMENT)
-    subclass("NVMLError_LibraryNotFound", NVML_ERROR_LIBRARY_NOT_FOUND)
-    subclass("NVMLError_GpuIsLost", NVML_ERROR_GPU_IS_LOST)
-    state = types.SimpleNamespace(inits=0, shutdowns=0, lost=set(), power_mw=dict(power_mw))
-
-    def check_init() -> None:
+    def check_init() -> None:  # pynvml.py _nvmlGetFunctionPointer: no library loaded -> Uninitialized
         if state.inits <= state.shutdowns:
             raise NVMLError(NVML_ERROR_UNINITIALIZED)
 
-    def nvmlInit() -> None:
+    def check_gpu(handle: Any) -> None:
+        check_init()
+        if handle.index in state.lost:
+            raise NVMLError(NVML_ERROR_GPU_IS_LOST)
+
+    def nvmlInit() -> None:  # pynvml.py nvmlInit -> nvmlInitWithFlags(0)
         if init_error is not None:
             raise NVMLError(init_error)
         state.inits += 1
 
-    def nvmlShutdown() -> None:
+    def nvmlShutdown() -> None:  # pynvml.py nvmlShutdown
         check_init()
         state.shutdowns += 1
 
-    def nvmlDeviceGetCount() -> int:
+    def nvmlDeviceGetCount() -> int:  # pynvml.py nvmlDeviceGetCount
         check_init()
         return len(state.power_mw)
 
-    def nvmlDeviceGetHandleByIndex(index: int) -> Any:
+    def nvmlDeviceGetHandleByIndex(index: int) -> Any:  # pynvml.py nvmlDeviceGetHandleByIndex
         check_init()
         if index not in state.power_mw:
             raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
         return types.SimpleNamespace(index=index)
 
-    def nvmlDeviceGetPowerUsage(handle: Any) -> int:
-        check_init()
-        if handle.index in state.lost:
-            raise NVMLError(NVML_ERROR_GPU_IS_LOST)
+    def nvmlDeviceGetPowerUsage(handle: Any) -> int:  # pynvml.py nvmlDeviceGetPowerUsage: c_uint milliwatts
+        check_gpu(handle)
         return state.power_mw[handle.index]
 
+    def nvmlDeviceGetTotalEnergyConsumption(handle: Any) -> int:  # pynvml.py: c_uint64 millijoules, Volta+
+        check_gpu(handle)
+        if state.energy_mj is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return state.energy_mj[handle.index]
+
+    def nvmlDeviceGetFieldValues(handle: Any, fieldIds: list[int]) -> list[Any]:
+        # pynvml.py nvmlDeviceGetFieldValues: an array of c_nvmlFieldValue_t, each with its own nvmlReturn
+        # and a c_nvmlValue_t union read through the member its valueType names.
+        check_gpu(handle)
+        values = []
+        for field in fieldIds:
+            supported = field == NVML_FI_DEV_POWER_INSTANT and state.instant_mw is not None
+            value = types.SimpleNamespace(dVal=0.0, uiVal=state.instant_mw[handle.index] if supported else 0,
+                                          ulVal=0, ullVal=0, sllVal=0, siVal=0, usVal=0)
+            values.append(types.SimpleNamespace(
+                fieldId=field, scopeId=0, timestamp=0, latencyUsec=0, valueType=NVML_VALUE_TYPE_UNSIGNED_INT,
+                nvmlReturn=NVML_SUCCESS if supported else NVML_ERROR_NOT_SUPPORTED, value=value))
+        return values
+
     mod.NVMLError = NVMLError
+    mod.NVML_SUCCESS = NVML_SUCCESS
+    if field_ids:
+        mod.NVML_FI_DEV_POWER_INSTANT = NVML_FI_DEV_POWER_INSTANT
     mod.state = state
-    for fn in (nvmlInit, nvmlShutdown, nvmlDeviceGetCount, nvmlDeviceGetHandleByIndex, nvmlDeviceGetPowerUsage):
+    for fn in (nvmlInit, nvmlShutdown, nvmlDeviceGetCount, nvmlDeviceGetHandleByIndex, nvmlDeviceGetPowerUsage,
+               nvmlDeviceGetTotalEnergyConsumption, nvmlDeviceGetFieldValues):
         setattr(mod, fn.__name__, fn)
     return mod
 
 
-def test_nvml_reads_milliwatts(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = fake_pynvml({0: 71_250, 1: 250_000})
+def fixed_clock(monkeypatch: pytest.MonkeyPatch, t_ns: int) -> dict[str, int]:
+    """``clock.now_ns`` answering ``now["t"]``, which the test moves."""
+    now = {"t": t_ns}
+    monkeypatch.setattr(clock, "now_ns", lambda: now["t"])
+    return now
+
+
+def test_nvml_integrates_the_energy_counter_not_the_averaged_power(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The 1-s averaged nvmlDeviceGetPowerUsage still says 50 W while the counter shows 300 W since the last read.
+    fake = fake_pynvml({0: 50_000}, energy_mj={0: 7_000_000}, instant_mw={0: 290_000})
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    now = fixed_clock(monkeypatch, 1_000_000_000)
+    with NvmlMeter() as meter:
+        fake.state.energy_mj[0] += 30_000
+        now["t"] = 1_100_000_000
+        row = meter.read()[0]
+        assert row["watts"] == pytest.approx(300.0)
+        assert (row["rail"], row["t_ns"], row["volts"], row["amps"]) == ("gpu0", 1_100_000_000, None, None)
+        fake.state.energy_mj[0] += 5_000
+        now["t"] = 1_150_000_000
+        assert meter.read()[0]["watts"] == pytest.approx(100.0)
+        assert "nvmlDeviceGetTotalEnergyConsumption" in meter.source
+
+
+def test_nvml_energy_over_a_short_window_is_the_counters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows feed energy_over_window as they do in a run: 0.5 s at 300 W is the counter's 150 J, where the
+    1-s average (175 W after idle) would give 87.5 J."""
+    fake = fake_pynvml({0: 175_000}, energy_mj={0: 0})
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    now = fixed_clock(monkeypatch, 900_000_000)
+    rows = []
+    with NvmlMeter() as meter:
+        for step in range(6):  # 300 W from the warm-up on: reads at 1.0 s, then every 0.1 s to the window's end
+            fake.state.energy_mj[0] += 30_000
+            now["t"] = 1_000_000_000 + step * 100_000_000
+            rows += meter.read()
+    result = energy_over_window(pd.DataFrame(rows), 1_000_000_000, 1_500_000_000, ["gpu0"], inferences=50)
+    assert result.energy_j == pytest.approx(150.0) and result.complete
+    assert result.energy_mj_per_inference == pytest.approx(3000.0)
+
+
+def test_nvml_counter_going_back_is_a_dropout(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = fake_pynvml({0: 50_000}, energy_mj={0: 9_000})
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    now = fixed_clock(monkeypatch, 1_000_000_000)
+    meter = NvmlMeter()
+    fake.state.energy_mj[0] = 1_000
+    now["t"] = 1_100_000_000
+    with pytest.raises(MeterUnavailable, match=r"gpu0 went back by 8000 mJ \(driver reloaded\)"):
+        meter.read()
+    fake.state.energy_mj[0] = 11_000
+    now["t"] = 1_200_000_000
+    assert meter.read()[0]["watts"] == pytest.approx(100.0)
+    meter.close()
+
+
+def test_nvml_without_counter_uses_the_instantaneous_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = fake_pynvml({0: 50_000, 1: 60_000}, energy_mj=None, instant_mw={0: 123_000, 1: 61_500})
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    with NvmlMeter() as meter:
+        assert [r["watts"] for r in meter.read()] == [123.0, 61.5]
+        assert meter.source == "gpu0, gpu1: instantaneous GPU power field (NVML_FI_DEV_POWER_INSTANT)"
+        fake.state.lost.add(1)
+        with pytest.raises(fake.NVMLError_GpuIsLost):
+            meter.read()
+
+
+@pytest.mark.parametrize("field_ids", [True, False])
+def test_nvml_falls_back_to_the_averaged_power_and_says_so(monkeypatch: pytest.MonkeyPatch, field_ids: bool) -> None:
+    fake = fake_pynvml({0: 71_250, 1: 250_000}, energy_mj=None, instant_mw=None, field_ids=field_ids)
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     with NvmlMeter() as meter:
         assert meter.rails == ["gpu0", "gpu1"]
         rows = meter.read()
+        assert "averaged over 1 s" in meter.source and "energy counter not supported" in meter.source
     assert [(r["rail"], r["watts"], r["volts"]) for r in rows] == [("gpu0", 71.25, None), ("gpu1", 250.0, None)]
     assert fake.state.shutdowns == 1
     meter.close()
     assert fake.state.shutdowns == 1
+
+
+def test_nvml_source_reaches_the_record_and_doctor(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = fake_pynvml({0: 50_000}, energy_mj={0: 1_000})
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    ok, reason = check_meter({"meter": "nvml"})
+    assert ok and reason == "nvml: gpu0 (gpu0: energy counter deltas (nvmlDeviceGetTotalEnergyConsumption))"
+    with Sampler(NvmlMeter(), 50) as sampler:
+        sampler.start()
+        sampler.stop()
+        assert sampler.to_manifest()["source"] == "gpu0: energy counter deltas (nvmlDeviceGetTotalEnergyConsumption)"
 
 
 def test_nvml_unknown_gpu_is_bad_input_and_shuts_down(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -293,7 +459,7 @@ def test_nvml_missing_library_or_module(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_nvml_gpu_lost_mid_run_is_a_dropout(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = fake_pynvml({0: 100_000})
+    fake = fake_pynvml({0: 100_000}, energy_mj=None)
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     sampler = Sampler(NvmlMeter(), 200, max_failures=2)
     sampler.start()

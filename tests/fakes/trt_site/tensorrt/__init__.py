@@ -1,18 +1,23 @@
 """FAKE ``tensorrt`` Python API, for tests on machines without a GPU (see tests/fakes/README.md).
 
-Follows the names, signatures and enum members of the real bindings as introspected from
-tensorrt_cu12_bindings 10.3.0 / 10.16 and tensorrt_cu13_bindings 11.4 (``FAKE_TRT_VERSION``
-picks the generation): 11.x has no ``BuilderFlag.FP16`` and no ``EXPLICIT_BATCH``, and
-``STRONGLY_TYPED`` moved from 1 to 0. Failure modes follow the real ones: a custom logger that
-skips ``ILogger.__init__`` is refused, ``Builder``/``Runtime`` raise pybind's
-``TypeError: pybind11::init(): factory function returned nullptr`` when CUDA cannot be
-initialised (``FAKE_CUDA_DEVICES=0``), the parser reports per-node ``ParserError`` objects,
-``build_serialized_network`` and ``deserialize_cuda_engine`` return None on failure.
+Follows TensorRT 10.3.0 (JetPack 6), 10.16 and 11.1 as published in github.com/NVIDIA/TensorRT
+(tags v10.3.0, v10.16, v11.1: include/NvInfer.h and python/src/infer/pyCore.cpp, pyGraph.cpp);
+``FAKE_TRT_VERSION`` (default 10.3.0) picks the generation. 11.x has no ``BuilderFlag.FP16`` (no weak
+typing: every network is strongly typed) and no ``EXPLICIT_BATCH``; ``STRONGLY_TYPED`` moved from 1 to
+0. A new ``IBuilderConfig`` has ``BuilderFlag.TF32`` set, as the real default ("Enabled by default").
+Failure modes follow the real ones: a custom logger that skips ``ILogger.__init__`` is refused,
+``Builder``/``Runtime`` raise pybind's ``TypeError: pybind11::init(): factory function returned
+nullptr`` when CUDA cannot be initialised, the parser reports per-node ``ParserError`` objects,
+``build_serialized_network`` and ``deserialize_cuda_engine`` return None on failure,
+``set_timing_cache`` returns False for a cache from another device or TensorRT version unless
+``ignore_mismatch``, and wrong argument types raise pybind's TypeError.
 
-A "serialized engine" is a JSON header (TensorRT version, GPU, build flags) plus the ONNX
-bytes; executing it runs that ONNX in ONNX Runtime on the CPU, reading and writing the fake
-CUDA memory of ``cuda.bindings.runtime``. Nodes outside the default ONNX domain (custom ops
-without a plugin) are "unsupported", like a real parser without the plugin library.
+A "serialized engine" is a JSON header (TensorRT version, GPU, build flags) plus the ONNX bytes; a
+serialized timing cache is a JSON header (TensorRT version, GPU, compute capability) plus an entry
+count. ``execute_async_v3`` queues the run on the fake CUDA stream (``cuda.bindings.runtime``): the
+outputs are written when the stream reaches it (a synchronisation), never at the call. The run is
+that ONNX in ONNX Runtime on the CPU, on the fake CUDA memory. Nodes outside the default ONNX domain
+(custom ops without a plugin) are "unsupported", like a real parser without the plugin library.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import numpy as np
 __version__ = os.environ.get("FAKE_TRT_VERSION", "10.3.0")
 _MAJOR = int(__version__.split(".")[0])
 _MAGIC = b"FAKETRT\n"
+_CACHE_MAGIC = b"FAKETC\n"
 
 
 class _Severity(enum.IntEnum):
@@ -98,13 +104,19 @@ def _cudart():
 
 
 def _cuda_ok() -> bool:
-    return int(os.environ.get("FAKE_CUDA_DEVICES", "1")) > 0
+    return _cudart().init_error() is None
 
 
 def _no_cuda(logger: ILogger) -> None:
-    logger.log(_Severity.WARNING, "CUDA initialization failure with error: 35. Please check your CUDA installation: "
-                                  " http://docs.nvidia.com/cuda/cuda-installation-guide-linux/index.html")
+    code = int(_cudart().init_error())  # 35 without a (recent enough) driver, 100 with a driver and no GPU
+    logger.log(_Severity.WARNING, f"CUDA initialization failure with error: {code}. Please check your CUDA "
+                                  f"installation:  http://docs.nvidia.com/cuda/cuda-installation-guide-linux/index.html")
     raise TypeError("pybind11::init(): factory function returned nullptr")
+
+
+def _device_identity() -> dict:
+    gpu = _cudart().cudaGetDeviceProperties(0)[1]
+    return {"tensorrt": __version__, "gpu": gpu.name.decode(), "cc": f"{gpu.major}.{gpu.minor}"}
 
 
 class ParserError:
@@ -178,41 +190,74 @@ class OnnxParser:
 
 
 class ITimingCache:
-    def __init__(self, entries: int) -> None:
+    def __init__(self, identity: dict, entries: int) -> None:
+        self.identity = identity
         self.entries = entries
 
     def serialize(self) -> bytes:
-        return b"FAKETC" + str(self.entries).encode()
+        # ITimingCache.serialize: the cache with its verification header (TensorRT version, device properties)
+        return _CACHE_MAGIC + json.dumps(self.identity).encode() + b"\n" + str(self.entries).encode()
 
 
 class IBuilderConfig:
-    def __init__(self) -> None:
-        self.flags = 0
+    def __init__(self, logger: ILogger) -> None:
+        self._logger = logger
+        self.flags = 1 << int(BuilderFlag.TF32)  # NvInfer.h BuilderFlag::kTF32: "Enabled by default"
         self.pools: dict[int, int] = {}
         self.builder_optimization_level = 3
         self._cache: ITimingCache | None = None
 
-    def set_memory_pool_limit(self, pool: int, pool_size: int) -> None:
-        self.pools[int(pool)] = int(pool_size)
+    def set_memory_pool_limit(self, pool: MemoryPoolType, pool_size: int) -> None:
+        self.pools[int(_member(MemoryPoolType, pool))] = int(pool_size)
 
-    def set_flag(self, flag: int) -> None:
-        self.flags |= 1 << int(flag)
+    def set_flag(self, flag: BuilderFlag) -> None:
+        # pyCore.cpp IBuilderConfig.set_flag -> IBuilderConfig::setFlag
+        self.flags |= 1 << int(_member(BuilderFlag, flag))
 
-    def get_flag(self, flag: int) -> bool:
-        return bool(self.flags & (1 << int(flag)))
+    def clear_flag(self, flag: BuilderFlag) -> None:
+        # pyCore.cpp IBuilderConfig.clear_flag -> IBuilderConfig::clearFlag
+        self.flags &= ~(1 << int(_member(BuilderFlag, flag)))
+
+    def get_flag(self, flag: BuilderFlag) -> bool:
+        # pyCore.cpp IBuilderConfig.get_flag -> IBuilderConfig::getFlag
+        return bool(self.flags & (1 << int(_member(BuilderFlag, flag))))
 
     def create_timing_cache(self, serialized_timing_cache: bytes) -> ITimingCache | None:
-        data = bytes(serialized_timing_cache)
+        # pyCore.cpp netconfig_create_timing_cache: size 0 = a new cache; an unreadable blob gives nullptr (None)
+        data = bytes(memoryview(serialized_timing_cache))
         if not data:
-            return ITimingCache(0)
-        return ITimingCache(int(data[6:])) if data.startswith(b"FAKETC") else None
+            return ITimingCache(_device_identity(), 0)
+        header, _, entries = data[len(_CACHE_MAGIC):].partition(b"\n")
+        try:
+            if not data.startswith(_CACHE_MAGIC):
+                raise ValueError("bad magic")
+            return ITimingCache(json.loads(header), int(entries))
+        except ValueError:
+            self._logger.log(_Severity.ERROR, "Error Code 1: Serialization (Serialization assertion "
+                                              "magicTag == kMAGIC_TAG failed.)")
+            return None
 
     def set_timing_cache(self, cache: ITimingCache, ignore_mismatch: bool) -> bool:
+        # NvInfer.h IBuilderConfig::setTimingCache: "A failure will be reported if the CUDA device property in
+        # the provided cache is different from current environment"; returns false then (pybind: bool)
+        if not isinstance(cache, ITimingCache) or not isinstance(ignore_mismatch, bool):
+            raise TypeError("set_timing_cache(): incompatible function arguments. The following argument types are "
+                            "supported:\n    1. (self: tensorrt.IBuilderConfig, cache: tensorrt.ITimingCache, "
+                            "ignore_mismatch: bool) -> bool")
+        if cache.identity != _device_identity() and not ignore_mismatch:
+            return False
         self._cache = cache
         return True
 
     def get_timing_cache(self) -> ITimingCache | None:
         return self._cache
+
+
+def _member(kind: type[enum.IntEnum], value: object) -> enum.IntEnum:
+    """pybind11 enums accept only their own members: a plain int raises TypeError (incompatible arguments)."""
+    if not isinstance(value, kind):
+        raise TypeError(f"incompatible function arguments: expected tensorrt.{kind.__name__}, got {value!r}")
+    return value
 
 
 class Builder:
@@ -226,7 +271,7 @@ class Builder:
         return INetworkDefinition(flags)
 
     def create_builder_config(self) -> IBuilderConfig:
-        return IBuilderConfig()
+        return IBuilderConfig(self.logger)
 
     def build_serialized_network(self, network: INetworkDefinition, config: IBuilderConfig) -> bytes | None:
         if network.onnx is None:
@@ -238,9 +283,7 @@ class Builder:
             return None
         if config._cache is not None:
             config._cache.entries += 1
-        gpu = _cudart().cudaGetDeviceProperties(0)[1]
-        header = {"tensorrt": __version__, "gpu": gpu.name.decode(), "cc": f"{gpu.major}.{gpu.minor}",
-                  "network_flags": network.flags, "builder_flags": config.flags,
+        header = {**_device_identity(), "network_flags": network.flags, "builder_flags": config.flags,
                   "workspace": config.pools.get(int(MemoryPoolType.WORKSPACE))}
         return _MAGIC + json.dumps(header).encode() + b"\n" + network.onnx
 
@@ -255,10 +298,10 @@ class IExecutionContext:
         return True
 
     def execute_async_v3(self, stream_handle: int) -> bool:
+        # IExecutionContext::enqueueV3: asynchronous; the outputs are ready only once the stream has reached it
         if set(self.addresses) != set(self.engine._io):
             return False
-        _cudart().submit(stream_handle, self._run)
-        return True
+        return _cudart().submit(stream_handle, self._run)
 
     def _run(self) -> None:
         feeds = {}
