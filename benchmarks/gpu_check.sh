@@ -95,8 +95,16 @@ if ! "$PY" -c "import bench" 2>/dev/null; then
 fi
 MISSING=$(missing_runtime)
 if [[ -n "$MISSING" && -n "${GPU_CHECK_WHEELS:-}" && $DRY_RUN -eq 0 ]]; then
-  log "installing from $GPU_CHECK_WHEELS (no index): $MISSING missing"
-  "$PY" -m pip install --no-index --find-links "$GPU_CHECK_WHEELS" tensorrt cuda-python >&2 || true
+  # The CUDA build must fit the driver: CUDA 13 wheels need a 580-class driver, CUDA 12 ones 525 or newer.
+  DRIVER=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n 1 || true)
+  VARIANT=tensorrt-cu12
+  [[ -n "$DRIVER" ]] && (( ${DRIVER%%.*} >= 580 )) && VARIANT=tensorrt-cu13
+  log "installing .[$VARIANT] from $GPU_CHECK_WHEELS (no index; driver ${DRIVER:-unknown}): $MISSING missing"
+  mkdir -p "$REPORT_DIR/logs"
+  if ! "$PY" -m pip install --no-index --find-links "$GPU_CHECK_WHEELS" -e "$REPO[$VARIANT]" \
+      > "$REPORT_DIR/logs/install.log" 2>&1; then
+    log "pip could not install .[$VARIANT] from $GPU_CHECK_WHEELS: $(tail -n 1 "$REPORT_DIR/logs/install.log")"
+  fi
   MISSING=$(missing_runtime)
 fi
 if [[ -n "$MISSING" ]]; then

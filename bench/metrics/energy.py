@@ -2,7 +2,10 @@
 
 The meter samples on its own schedule, so the timed window rarely starts or ends on a sample.
 Power is integrated by the trapezoid rule over exactly the window, interpolating linearly at
-its edges from the samples that straddle them. Nothing is extrapolated past the first or last
+its edges from the samples that straddle them. Rails read from an energy counter (RAPL, NVML's
+total energy) are different: each row is the average power over the interval ending at its
+timestamp, so it is integrated as a step over that interval, its share of the window counted
+exactly, and the window's energy is the counter's own. Nothing is extrapolated past the first or last
 sample, and stretches where the meter dropped out count as uncovered: a figure built on too
 little data is flagged (``complete`` False with a ``note``) and, when there is no data at all,
 it is None rather than zero.
@@ -10,7 +13,7 @@ it is None rather than zero.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,6 +88,17 @@ def _integrate_trace(t: np.ndarray, w: np.ndarray, window_s: float, max_gap_s: f
     return joules, float(np.sum(dx[sampled]))
 
 
+def _integrate_steps(t: np.ndarray, w: np.ndarray, window_s: float, max_gap_s: float) -> tuple[float, float]:
+    """Energy over [0, window_s] when ``w[k]`` is the average power over (t[k-1], t[k]], and the seconds of
+    it inside intervals no longer than ``max_gap_s``. The first row's interval began at an unknown time, so
+    it only marks where the next one starts."""
+    if t.size < 2:
+        return 0.0, 0.0
+    overlap = np.clip(np.minimum(t[1:], window_s) - np.maximum(t[:-1], 0.0), 0.0, None)
+    sampled = np.diff(t) <= max_gap_s
+    return float(np.sum(overlap * w[1:])), float(np.sum(overlap[sampled]))
+
+
 def _longest_gap(t: np.ndarray, window_s: float) -> float:
     """Longest stretch of the window without a sample on each side close by: edges and interior intervals.
 
@@ -120,6 +134,7 @@ def energy_over_window(
     gmac: float | None = None,
     max_gap_s: float = 0.5,
     min_coverage: float = 0.99,
+    interval_rails: Collection[str] = (),
 ) -> EnergyResult:
     """Energy of ``inferences`` timed inferences from the listed rails, summed, over [start_ns, end_ns].
 
@@ -127,7 +142,7 @@ def energy_over_window(
     board total). ``gmac`` is per inference; ``idle_power_w`` x window is subtracted to give the
     energy the inferences added. Coverage is the worst rail's share of the window with samples
     no more than ``max_gap_s`` apart; gaps are bridged linearly in the energy but not counted as
-    covered.
+    covered. Rails in ``interval_rails`` hold interval averages from an energy counter (module docstring).
     """
     if not rails:
         raise ValueError("no power rails given")
@@ -148,7 +163,8 @@ def energy_over_window(
             continue
         rows = power[power["rail"] == rail]
         t, w = _trace(rows["t_ns"].to_numpy(), _rail_watts(rows), start_ns)
-        joules, covered = _integrate_trace(t, w, window_s, max_gap_s)
+        integrate = _integrate_steps if rail in interval_rails else _integrate_trace
+        joules, covered = integrate(t, w, window_s, max_gap_s)
         if covered <= 0.0:
             coverage = 0.0
             continue

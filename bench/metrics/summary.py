@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -69,7 +69,7 @@ def _pixel_level(maps: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]
 
 def _efficiency(power: pd.DataFrame | None, rails: Sequence[str] | None, idle_power_w: float | None,
                 window: tuple[int, int, int] | None, source: str | None, gmac: float | None,
-                no_meter_note: str | None = None) -> dict[str, Any]:
+                no_meter_note: str | None = None, interval_rails: Collection[str] = ()) -> dict[str, Any]:
     """Energy over exactly the timed window on the host clock (for device-clock rows too: the device's
     own times have no position on the power meter's clock); without a meter, samples or a host window
     the figures are null with the reason."""
@@ -82,7 +82,8 @@ def _efficiency(power: pd.DataFrame | None, rails: Sequence[str] | None, idle_po
     if window is None:
         return {**empty, "energy_note": "no timed inferences"}
     start, end, count = window
-    result = energy_over_window(power, start, end, rails, count, idle_power_w=idle_power_w, gmac=gmac)
+    result = energy_over_window(power, start, end, rails, count, idle_power_w=idle_power_w, gmac=gmac,
+                                interval_rails=interval_rails)
     return {
         "energy_mj_per_inference": result.energy_mj_per_inference,
         "avg_power_w": result.avg_power_w,
@@ -106,6 +107,7 @@ def summarize(
     rails: Sequence[str] | None = None,
     idle_power_w: float | None = None,
     no_meter_note: str | None = None,
+    interval_rails: Collection[str] = (),
 ) -> dict[str, Any]:
     categories: dict[str, dict[str, Any]] = {}
     for category in sorted(images["category"].unique()):
@@ -117,7 +119,7 @@ def summarize(
             **_pixel_level(maps.get(category, {}), masks.get(category)),
             **lat,
             **_efficiency(power, rails, idle_power_w, timed_window(latency, category, attempt),
-                          lat["timing_source"], gmac, no_meter_note),
+                          lat["timing_source"], gmac, no_meter_note, interval_rails),
         }
     mean: dict[str, Any] = {}
     for key in MEAN_KEYS:

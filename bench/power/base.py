@@ -57,10 +57,13 @@ class PowerMeter(ABC):
     """A live power meter: ``rails`` it reads, ``read()`` one sample per rail, ``close()`` when done.
 
     ``source`` says how the figures were obtained where that is not plain (a fallback reading, channels
-    left out), so the run record states it next to the samples."""
+    left out), so the run record states it next to the samples. ``interval_rails`` are the rails read from
+    an energy counter: each of their rows is the average power over the interval ending at its timestamp,
+    which the energy integral must take as a step, not as a point to interpolate from."""
 
     rails: list[str]
     source: str = ""
+    interval_rails: frozenset[str] = frozenset()
 
     @abstractmethod
     def read(self) -> list[Row]:
@@ -183,7 +186,8 @@ class Sampler:
     def to_manifest(self) -> dict[str, Any]:
         """What the run record keeps about the sampling besides the rows themselves."""
         return {"status": self.status, "reason": self.reason, "rate_hz": self.rate_hz, "rails": self.rails,
-                "source": self.meter.source or None, "samples": len(self.rows), "dropouts": self.dropouts,
+                "source": self.meter.source or None, "interval_rails": sorted(self.meter.interval_rails),
+                "samples": len(self.rows), "dropouts": self.dropouts,
                 "gave_up": self._gave_up}
 
     def _run(self) -> None:

@@ -6,8 +6,9 @@ whatever ran before it. So each GPU is read, in this order of preference, from:
 
 - ``energy``: ``nvmlDeviceGetTotalEnergyConsumption``, the millijoules used since the driver
   loaded (Volta and newer). Each row is the average power since the previous reading, delta mJ /
-  delta t, stamped at its end like the RAPL meter, so the energy the integrator adds up over a
-  window is the counter's own. The counter's update rate bounds how fine that split is in time.
+  delta t, stamped at its end like the RAPL meter and listed in ``interval_rails``, so the energy
+  integral takes it as a step over its interval and adds up the counter's own energy over a window.
+  The counter's update rate bounds how fine that split is in time.
 - ``instant``: the field ``NVML_FI_DEV_POWER_INSTANT`` (GPU scope) through ``nvmlDeviceGetFieldValues``.
 - ``average``: ``nvmlDeviceGetPowerUsage`` itself, stated as the 1-s average it is.
 
@@ -75,6 +76,7 @@ class NvmlMeter(PowerMeter):
             self.close()
             raise
         methods = {gpu.method for gpu in self._gpus}
+        self.interval_rails = frozenset(gpu.rail for gpu in self._gpus if gpu.method == ENERGY)
         self.source = "; ".join(
             f"{', '.join(g.rail for g in self._gpus if g.method == m)}: {DESCRIPTIONS[m]}"
             for m in (ENERGY, INSTANT, AVERAGE) if m in methods)

@@ -4,9 +4,10 @@ Each zone (``/sys/class/powercap/intel-rapl:<pkg>[:<sub>]``) has a ``name`` (pac
 uncore, dram, psys), a cumulative ``energy_uj`` and its ``max_energy_range_uj``, after which
 the counter wraps to zero. Power is the energy difference between consecutive readings over
 their time difference; a counter that went down wrapped once. Each row is the average power
-over the interval ending at its timestamp, so the sample ``Sampler.stop()`` takes covers the
-window's end. Zones are found by name; a name used twice (``core`` under two packages) is
-qualified by its parent, e.g. ``package-1/core``. ``intel-rapl-mmio`` zones duplicate the MSR
+over the interval ending at its timestamp (``interval_rails``: the energy integral takes it as a
+step over that interval), so the sample ``Sampler.stop()`` takes covers the window's end. Zones
+are found by name; a name used twice (``core`` under two packages) is qualified by its parent,
+e.g. ``package-1/core``. ``intel-rapl-mmio`` zones duplicate the MSR
 ones and are left out.
 """
 
@@ -60,6 +61,7 @@ class RaplMeter(PowerMeter):
         by_rail = {d.rail: d for d in domains}
         self.rails = check_rails("RAPL", rails, list(by_rail))
         self._domains = [by_rail[r] for r in self.rails]
+        self.interval_rails = frozenset(self.rails)
         self._last: dict[str, tuple[int, int]] = {}
         try:
             for domain in self._domains:

@@ -32,8 +32,11 @@ def finalize(plan: Plan, writer: RunWriter) -> None:
         samples = pd.concat([samples, _import_trace(power, record, attempts, writer)], ignore_index=True)
     rails, note = _energy_basis(plan, record, samples)
     evaluated = set(record.images.loc[record.images["error"].isna(), "image_id"])
+    interval_rails = {rail for c in categories
+                      for rail in record.progress(c).get("power", {}).get("interval_rails", [])}
     metrics = summarize(record.images, record.latency, {c: record.maps(c) for c in categories},
-                        plan.masks(evaluated), attempts, plan.gmac, samples, rails, power.get("idle_w"), note)
+                        plan.masks(evaluated), attempts, plan.gmac, samples, rails, power.get("idle_w"), note,
+                        interval_rails)
     writer.finish("complete", metrics)
 
 

@@ -313,6 +313,30 @@ def test_power_is_sampled_over_the_timed_window(setup: dict) -> None:
     assert record.manifest["progress"]["widget"]["power"]["status"] == "ok"
 
 
+def test_energy_counter_rails_reach_the_energy_integral_as_steps(setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A RAPL meter's rows are interval averages: the record says so per category, and finalize hands those
+    rails to the energy integral as steps (not points to interpolate between)."""
+    import bench.run.finalize as finalize_module
+
+    zone = setup["tmp"] / "sysroot/sys/class/powercap/intel-rapl:0"
+    zone.mkdir(parents=True)
+    for name, value in (("name", "package-0"), ("energy_uj", "1000"), ("max_energy_range_uj", "262143328850")):
+        (zone / name).write_text(value + "\n")
+    seen: list[set[str]] = []
+    real = finalize_module.summarize
+
+    def summarize(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(set(args[-1]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(finalize_module, "summarize", summarize)
+    profile = DeviceProfile("pc", "host", "fp32", power={"meter": "rapl", "rails": ["package-0"], "rate_hz": 100,
+                                                         "root": str(setup["tmp"] / "sysroot")})
+    record = load_run(run(setup, Measurement(warmup=0, min_count=3, min_duration_s=0), HostDevice(profile)))
+    assert record.manifest["progress"]["widget"]["power"]["interval_rails"] == ["package-0"]
+    assert seen == [{"package-0"}]
+
+
 def test_unavailable_meter_is_recorded_and_the_run_goes_on(setup: dict) -> None:
     profile = DeviceProfile("board", "host", "fp32", power={"meter": "ina3221", "rails": ["VDD_IN"],
                                                             "root": str(setup["tmp"] / "no-sysfs")})

@@ -153,13 +153,14 @@ def chunk_key(batches: list[np.ndarray], model_id: str) -> str:
 
 
 def channel_last_names(options: str, flag: str) -> frozenset[str]:
-    """The tensor names an AI Hub compile option such as ``--force_channel_last_output a,b`` lists."""
+    """The tensor names an AI Hub compile option such as ``--force_channel_last_output a,b`` (or ``=a,b``) lists."""
     try:
         words = shlex.split(options or "")
     except ValueError as exc:
         raise BadInput(f"runtime.aihub.compile_options cannot be parsed ({exc}): {options}") from exc
-    return frozenset(name for i, word in enumerate(words[:-1]) if word == flag for name in words[i + 1].split(",")
-                     if name)
+    lists = [words[i + 1] for i, word in enumerate(words[:-1]) if word == flag]
+    lists += [word.split("=", 1)[1] for word in words if word.startswith(f"{flag}=")]
+    return frozenset(name for names in lists for name in names.split(",") if name)
 
 
 def to_channel_last(value: np.ndarray) -> np.ndarray:

@@ -28,7 +28,8 @@ def load_cudart() -> Any:
             return importlib.import_module(name)
         except ImportError:
             continue
-    raise ImportError("cuda-python is not installed (pip install -e '.[jetson]' on a Jetson, '.[tensorrt-cu12]' on a desktop GPU)")
+    raise ImportError("cuda-python is not installed (pip install -e '.[jetson]' on a Jetson, "
+                      "'.[tensorrt-cu12]' on a desktop GPU)")
 
 
 class Cuda:

@@ -181,6 +181,10 @@ def test_fake_tensor_info_and_injection_checks_follow_picamera2(pi_network: Path
         imx500.prepare_tensor_for_injection(exr({"R": "FLOAT", "G": "FLOAT"}))
     with pytest.raises(ValueError, match=r"Channel 'R' values not normalised to 0-1 range \(min: 1\.500"):
         imx500.prepare_tensor_for_injection(exr(dict.fromkeys("RGB", "FLOAT"), 1.5))
+    for key, value in (("dtype", "int16"), ("input_format", "YUV")):  # only signed/unsigned and RGB/BGR are handled
+        imx500.config["input_tensor"] = {**imx500.config["input_tensor"], key: value}
+        with pytest.raises(UnboundLocalError):
+            imx500.prepare_tensor_for_injection(exr(dict.fromkeys("RGB", "FLOAT")))
     picam2.close()
 
 

@@ -24,7 +24,14 @@ from support.tiny_model import write_tiny_onnx
 from bench.devices.base import DeviceProfile
 from bench.devices.rb5 import BoardSettings, HubSettings
 from bench.devices.rb5.adapter import RB5Device, hub_config_path
-from bench.devices.rb5.aihub import AIHubError, AIHubRefused, classify, profile_times_ms, submitted
+from bench.devices.rb5.aihub import (
+    AIHubError,
+    AIHubRefused,
+    channel_last_names,
+    classify,
+    profile_times_ms,
+    submitted,
+)
 from bench.devices.rb5.qnn_adb import BoardError, netrun_us
 from bench.errors import BadInput, DeviceFailure
 from bench.records import load_run
@@ -476,3 +483,10 @@ def test_fake_adbutils_keeps_the_real_signatures() -> None:
     assert _params(fake.Sync.push) == _params(real.Sync.push)
     assert _params(fake.Sync.pull) == _params(real.Sync.pull)
     assert issubclass(real.AdbTimeout, real.AdbError) and issubclass(fake.AdbTimeout, fake.AdbError)
+
+
+def test_channel_last_options_are_read_in_both_spellings() -> None:
+    flag = "--force_channel_last_output"
+    assert channel_last_names(f"--target_runtime qnn_dlc {flag} score,map", flag) == {"score", "map"}
+    assert channel_last_names(f"{flag}=score,map --quantize_io", flag) == {"score", "map"}
+    assert channel_last_names("--force_channel_last_input image", flag) == frozenset()

@@ -532,8 +532,17 @@ def test_gpu_check_says_what_is_missing_and_where_wheels_go(tmp_path: Path) -> N
     assert "missing: tensorrt" in done.stderr and "GPU_CHECK_WHEELS" in done.stderr
     empty = tmp_path / "wheels"
     empty.mkdir()
-    done = gpu_check(tmp_path, fakes=False, PYTHONPATH=str(shadow), GPU_CHECK_WHEELS=str(empty))
-    assert done.returncode == 2 and "missing: tensorrt" in done.stderr  # nothing to install from: one clear stop
+    smi = tmp_path / "bin" / "nvidia-smi"
+    smi.parent.mkdir()
+    for driver, variant in (("570.124.06", "tensorrt-cu12"), ("580.65.06", "tensorrt-cu13")):
+        smi.write_text(f"#!/bin/sh\necho {driver}\n")
+        smi.chmod(0o755)
+        done = gpu_check(tmp_path, fakes=False, PYTHONPATH=str(shadow), GPU_CHECK_WHEELS=str(empty),
+                         PATH=f"{smi.parent}{os.pathsep}{os.environ['PATH']}")
+        assert done.returncode == 2 and "missing: tensorrt" in done.stderr  # nothing to install from: one clear stop
+        # the CUDA build that fits the driver, and pip's own reason when it cannot install it
+        assert f".[{variant}] from {empty} (no index; driver {driver})" in done.stderr
+        assert f"pip could not install .[{variant}]" in done.stderr
 
 
 @pytest.mark.slow

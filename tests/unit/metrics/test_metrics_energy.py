@@ -223,3 +223,16 @@ def test_a_profilers_rows_have_no_window() -> None:
                             "t_end_ns": [None, None], "latency_ms": [2.0, 3.0], "device_ms": [2.0, 3.0],
                             "timing_source": "device_profiler"})
     assert timed_window(latency, "cable", 0) is None
+
+
+def test_energy_counter_rails_are_steps_over_their_intervals() -> None:
+    """Rows that are interval averages (RAPL, NVML's energy counter): row k holds (t[k-1], t[k]]. A window
+    cutting intervals counts each by its overlap; the first row only marks where the next interval starts."""
+    t = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    w = np.array([999.0, 10.0, 20.0, 30.0, 40.0, 50.0])
+    power = _power({"pkg": (t, w)})
+    result = energy_over_window(power, int(_ns(0.1)), int(_ns(0.9)), ["pkg"], inferences=4, interval_rails={"pkg"})
+    assert result.energy_j == pytest.approx(0.1 * 10 + 0.2 * 20 + 0.2 * 30 + 0.2 * 40 + 0.1 * 50)
+    assert result.coverage == pytest.approx(1.0) and result.complete
+    early = energy_over_window(power, int(_ns(-0.2)), int(_ns(0.2)), ["pkg"], inferences=1, interval_rails={"pkg"})
+    assert early.energy_j == pytest.approx(0.2 * 10) and early.coverage == pytest.approx(0.5) and not early.complete

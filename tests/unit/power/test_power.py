@@ -385,9 +385,31 @@ def test_nvml_energy_over_a_short_window_is_the_counters(monkeypatch: pytest.Mon
             fake.state.energy_mj[0] += 30_000
             now["t"] = 1_000_000_000 + step * 100_000_000
             rows += meter.read()
-    result = energy_over_window(pd.DataFrame(rows), 1_000_000_000, 1_500_000_000, ["gpu0"], inferences=50)
+    result = energy_over_window(pd.DataFrame(rows), 1_000_000_000, 1_500_000_000, ["gpu0"], inferences=50,
+                                interval_rails=meter.interval_rails)
     assert result.energy_j == pytest.approx(150.0) and result.complete
     assert result.energy_mj_per_inference == pytest.approx(3000.0)
+
+
+def test_nvml_energy_after_a_power_step_is_the_counters_not_a_blend(monkeypatch: pytest.MonkeyPatch) -> None:
+    """50 W until the window opens at 1.0 s, then 300 W; reads at 10 Hz. The counter gained 150 J over the
+    window. Taken as points to interpolate, the row at 1.1 s (the 1.0-1.1 s average) would be blended with the
+    50 W row before it: 137.5 J. As steps over their intervals the figure is the counter's."""
+    fake = fake_pynvml({0: 50_000}, energy_mj={0: 0})
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    now = fixed_clock(monkeypatch, 0)
+    rows = []
+    with NvmlMeter() as meter:
+        for step in range(1, 17):
+            fake.state.energy_mj[0] += (5_000 if step <= 10 else 30_000)
+            now["t"] = step * 100_000_000
+            rows += meter.read()
+    assert meter.interval_rails == {"gpu0"}
+    window = (1_000_000_000, 1_500_000_000)
+    steps = energy_over_window(pd.DataFrame(rows), *window, ["gpu0"], inferences=50, interval_rails={"gpu0"})
+    assert steps.energy_j == pytest.approx(150.0) and steps.complete
+    points = energy_over_window(pd.DataFrame(rows), *window, ["gpu0"], inferences=50)
+    assert points.energy_j == pytest.approx(137.5)
 
 
 def test_nvml_counter_going_back_is_a_dropout(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -439,6 +461,7 @@ def test_nvml_source_reaches_the_record_and_doctor(monkeypatch: pytest.MonkeyPat
         sampler.start()
         sampler.stop()
         assert sampler.to_manifest()["source"] == "gpu0: energy counter deltas (nvmlDeviceGetTotalEnergyConsumption)"
+        assert sampler.to_manifest()["interval_rails"] == ["gpu0"]
 
 
 def test_nvml_unknown_gpu_is_bad_input_and_shuts_down(monkeypatch: pytest.MonkeyPatch) -> None:

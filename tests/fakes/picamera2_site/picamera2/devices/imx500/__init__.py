@@ -112,13 +112,18 @@ class IMX500:
         dtype = tensor["dtype"]  # KeyError, as in the real code, for a network whose format is neither RGB nor BGR
         padded_shape = ((tensor["height"] + 1) // 2 * 2, (tensor["width"] + 31) // 32 * 32)
         quantized = {}
+        if dtype not in ("signed", "unsigned"):  # the real convert_channel_quantized never binds ``quantized``
+            raise UnboundLocalError("cannot access local variable 'quantized' where it is not associated with a value")
         for name, plane in planes.items():
             levels = np.clip(np.round(plane * 255.0), 0, 255)
             values = (levels - 128).astype(np.int8) if dtype == "signed" else levels.astype(np.uint8)
             padded = np.zeros(padded_shape, values.dtype)
             padded[: size[1], : size[0]] = values
             quantized[name] = padded.flatten()
-        order = "BGR" if tensor["input_format"] == "BGR" else "RGB"
+        order = tensor["input_format"]
+        if order not in ("RGB", "BGR"):  # the real code binds ``planar_data`` only for these two
+            raise UnboundLocalError("cannot access local variable 'planar_data' where it is not associated with a "
+                                    "value")
         return np.concatenate([quantized[name] for name in order]).tobytes()
 
     # picamera2 0.3.38 imx500.py IMX500.__set_input_tensor: an ioctl with the fd; OSError -> RuntimeError. What the
