@@ -44,6 +44,14 @@ def _emit(rows: list[dict], as_json: bool, line: Callable[[dict], str]) -> int:
     return 0
 
 
+def _model_arg(spec: str) -> str:
+    """A card name as given; a model file or folder as an absolute path, so ``--resume`` finds it from anywhere."""
+    from bench.models.cards import is_model_path
+
+    path = Path(spec).expanduser()
+    return str(path.resolve()) if is_model_path(spec) and path.exists() else spec
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.run.benchmark import execute
     from bench.run.request import RunRequest
@@ -53,8 +61,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.data_root is None:
             raise BadInput("--data-root is required (or try 'python -m bench demo' for generated data)")
         request = RunRequest(
-            device=args.device, model=args.model, dataset=args.dataset, data_root=args.data_root,
-            checkpoint=args.checkpoint or cache_dir() / "checkpoints" / args.model, categories=args.categories,
+            device=args.device, model=_model_arg(args.model), dataset=args.dataset, data_root=args.data_root,
+            checkpoint=args.checkpoint, categories=args.categories,
             limit=args.limit, backbone_weights=args.backbone_weights, skip_bad=args.skip_bad,
             tensor_cache=args.tensor_cache, emulate=args.emulate, mask_convention=args.mask_convention,
             calibration=args.calibration,
@@ -71,8 +79,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     if args.data_root is None:
         raise BadInput("--data-root is required: the export's parity check and INT8 calibration read its images")
-    request = RunRequest(device=args.device, model=args.model, dataset=args.dataset, data_root=args.data_root,
-                         checkpoint=args.checkpoint or cache_dir() / "checkpoints" / args.model,
+    request = RunRequest(device=args.device, model=_model_arg(args.model), dataset=args.dataset,
+                         data_root=args.data_root, checkpoint=args.checkpoint,
                          categories=args.categories, backbone_weights=args.backbone_weights, emulate=args.emulate,
                          calibration=args.calibration)
     rows = compile_models(request)
@@ -159,12 +167,20 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     if args.what == "model":
-        from bench.models.cards import load_card
+        from bench.models.cards import is_model_path, load_model
         from bench.models.inspection import format_model_report, inspect_model
 
         if not args.name:
-            raise BadInput("inspect model needs a model name (bench list models)")
-        model_report = inspect_model(load_card(args.name))
+            raise BadInput("inspect model needs a model: a name (bench list models), a card file or an ONNX")
+        if args.card:
+            from bench.models.exported import starting_card
+
+            if not is_model_path(args.name) or not Path(args.name).exists() or args.name.endswith((".yaml", ".yml")):
+                raise BadInput(f"--card writes a starting card for an exported model: {args.name} is not an ONNX "
+                               "file or folder")
+            print(starting_card(Path(args.name)), end="")
+            return 0
+        model_report = inspect_model(load_model(args.name))
         print(json.dumps(model_report, indent=2) if args.json else format_model_report(model_report))
         return 0
     from bench.data.datasets import open_dataset
@@ -180,11 +196,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_fit(args: argparse.Namespace) -> int:
     from bench.data.datasets import open_dataset
     from bench.fitting import fit_categories, fit_zero_shot
-    from bench.models.cards import load_card
+    from bench.models.cards import load_model
     from bench.records import ensure_writable
 
-    card = load_card(args.model)
-    out = args.out or cache_dir() / "checkpoints" / args.model
+    card = load_model(args.model)
+    if card.exported:
+        raise BadInput(f"{args.model} is an exported model: it is fitted already, run it with bench run --model")
+    out = args.out or cache_dir() / "checkpoints" / card.name
     ensure_writable(out)
     dataset = open_dataset(args.dataset, args.data_root)
     categories = dataset.select(args.categories)
@@ -231,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="benchmark a model on a device, writing a run record")
     run.add_argument("--device", default="host", help="device profile name (bench list devices)")
-    run.add_argument("--model", default="tinyglass", help="model card name (bench list models)")
+    run.add_argument("--model", default="tinyglass", help="a model card name (bench list models), a card file, or an "
+                     "exported ONNX file or folder (anomalib exports need no card)")
     run.add_argument("--dataset", default="mvtec", help="dataset reader (bench list datasets)")
     run.add_argument("--data-root", type=Path, help="dataset folder")
     run.add_argument("--categories", type=_categories, help="comma-separated subset of categories")
@@ -294,7 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     inspect = sub.add_parser("inspect", help="inspect a dataset or a model")
     inspect.add_argument("what", choices=["dataset", "model"])
-    inspect.add_argument("name", nargs="?", help="the model, for 'inspect model'")
+    inspect.add_argument("name", nargs="?", help="the model, for 'inspect model': a card name, a card file, or an "
+                         "exported ONNX file or folder")
+    inspect.add_argument("--card", action="store_true", help="for an exported model: print a starting model card "
+                         "(YAML) to check and edit")
     inspect.add_argument("--dataset", default="mvtec")
     inspect.add_argument("--data-root", type=Path)
     inspect.add_argument("--categories", type=_categories)
@@ -303,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     compile_ = sub.add_parser("compile", help="compile a model for a device into the artifact cache")
     compile_.add_argument("--device", required=True)
-    compile_.add_argument("--model", required=True)
+    compile_.add_argument("--model", required=True, help="as for bench run")
     compile_.add_argument("--dataset", default="mvtec")
     compile_.add_argument("--data-root", type=Path, help="dataset folder (parity inputs, INT8 calibration images)")
     compile_.add_argument("--categories", type=_categories, help="comma-separated subset of categories")

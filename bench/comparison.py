@@ -120,10 +120,10 @@ class Gate:
 
 def card_gate(manifest: dict[str, Any]) -> Gate:
     """The model card's gate for the run's device; the fallback when the card cannot be loaded."""
-    from bench.models.cards import FALLBACK_GATE_POINTS, load_card
+    from bench.models.cards import FALLBACK_GATE_POINTS, card_of_run
 
     try:
-        card = load_card(manifest["model"]["name"])
+        card = card_of_run(manifest["model"])
     except (BadInput, KeyError):
         return Gate(FALLBACK_GATE_POINTS, "default")
     device = manifest.get("device", {})

@@ -55,15 +55,23 @@ class Recipe:
     dtype: str = "float32"
     resize_mode: str = "exact"
     mask: str = "nearest_nonzero"
+    channel_order: str = "RGB"
+    value_range: tuple[float, float] = (0.0, 1.0)
 
     @classmethod
     def from_card(cls, spec: dict[str, Any]) -> Recipe:
+        """``mean``/``std`` null: no normalisation (the graph does its own); ``value_range`` is what pixel values
+        0..255 map to before normalising; ``channel_order`` BGR feeds the channels reversed."""
         resize = _pair(spec["resize"])
         crop = _pair(spec.get("crop", resize))
-        mean = tuple(spec.get("mean", IMAGENET_MEAN))
-        std = tuple(spec.get("std", IMAGENET_STD))
+        mean = tuple(spec.get("mean", IMAGENET_MEAN) or (0.0, 0.0, 0.0))
+        std = tuple(spec.get("std", IMAGENET_STD) or (1.0, 1.0, 1.0))
+        low, high = spec.get("value_range") or (0.0, 1.0)
         recipe = cls(resize, crop, mean, std, spec.get("layout", "NCHW"), spec.get("dtype", "float32"),
-                     spec.get("resize_mode", "exact"), spec.get("mask", "nearest_nonzero"))
+                     spec.get("resize_mode", "exact"), spec.get("mask", "nearest_nonzero"),
+                     spec.get("channel_order", "RGB"), (float(low), float(high)))
+        if recipe.channel_order not in ("RGB", "BGR"):
+            raise BadInput(f"model card: unknown channel_order {recipe.channel_order!r} (RGB or BGR)")
         if recipe.layout not in ("NCHW", "NHWC"):
             raise BadInput(f"model card: unsupported input layout {recipe.layout!r} (NCHW or NHWC)")
         if recipe.resize_mode not in RESIZE_MODES:
@@ -190,17 +198,22 @@ def _resize_crop(img: Image.Image, recipe: Recipe, resample: Image.Resampling) -
 
 
 @lru_cache(maxsize=16)
-def _lut(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+def _lut(mean: tuple[float, ...], std: tuple[float, ...], value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     """Per-channel uint8 -> normalised float32 table: the same float32 operations, done 256 times."""
-    values = np.arange(256, dtype=np.float32)[None, :] / np.float32(255.0)
+    if tuple(value_range) == (0.0, 1.0):
+        values = np.arange(256, dtype=np.float32)[None, :] / np.float32(255.0)
+    else:  # exact at both ends: [0, 255] gives the integers themselves
+        low, high = value_range
+        values = (low + np.arange(256, dtype=np.float64) * ((high - low) / 255.0)).astype(np.float32)[None, :]
     return (values - np.asarray(mean, np.float32)[:, None]) / np.asarray(std, np.float32)[:, None]
 
 
 def to_tensor(img: Image.Image, recipe: Recipe) -> np.ndarray:
     """The exact input tensor of a decoded RGB image, batch of one, C-contiguous."""
     pixels = np.asarray(_resize_crop(img, recipe, Image.Resampling.BILINEAR))
-    lut = _lut(recipe.mean, recipe.std)
-    chw = np.stack([lut[c][pixels[..., c]] for c in range(3)])
+    lut = _lut(recipe.mean, recipe.std, tuple(recipe.value_range))
+    source = (2, 1, 0) if recipe.channel_order == "BGR" else (0, 1, 2)  # mean/std follow the graph's channel order
+    chw = np.stack([lut[c][pixels[..., source[c]]] for c in range(3)])
     arr = chw if recipe.layout == "NCHW" else chw.transpose(1, 2, 0)
     return np.ascontiguousarray(arr[None], dtype=np.dtype(recipe.dtype))
 

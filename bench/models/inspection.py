@@ -16,11 +16,42 @@ from bench.models.export import exported_model
 from bench.models.families import family
 from bench.models.prepare import require_torch
 from bench.paths import cache_dir
+from bench.util import file_sha256
 
 MAC_AGREEMENT = 0.01  # graph count and torch count must agree within 1 %
 
 
+def inspect_exported(card: ModelCard) -> dict[str, Any]:
+    """An exported model's figures from its graph alone (the first file, for a folder of per-category graphs)."""
+    from bench.devices.deployability import lint
+    from bench.models.complexity import graph_complexity
+    from bench.models.exported import graph_facts, onnx_files
+
+    path = onnx_files(card.default_checkpoint())[0]
+    facts = graph_facts(path)
+    graph = graph_complexity(path)
+    findings = lint(path)
+    return {
+        "model": card.name,
+        "family": card.family,
+        "source": str(path),
+        "input_shape": list(facts.input_shape),
+        "params": {"graph": graph.params, "torch_module": None},
+        "macs": graph.macs,
+        "gmac": graph.macs / 1e9,
+        "torch_macs": None,
+        "macs_agree": None,
+        "macs_by_op": graph.macs_by_op,
+        "ops": graph.ops,
+        "outputs": {name: list(shape) for name, shape in facts.outputs.items()},
+        "onnx_sha256": file_sha256(path),
+        "deployability": {target: [f.__dict__ for f in items] for target, items in findings.items()},
+    }
+
+
 def inspect_model(card: ModelCard, batch: int = 1) -> dict[str, Any]:
+    if card.exported:
+        return inspect_exported(card)
     require_torch()
     import torch
 
@@ -58,13 +89,21 @@ def inspect_model(card: ModelCard, batch: int = 1) -> dict[str, Any]:
 def format_model_report(report: dict[str, Any]) -> str:
     from bench.devices.deployability import target_label
 
-    lines = [
-        f"{report['model']} ({report['family']}), input {report['input_shape']}",
-        f"params: {report['params']['torch_module']:,} (module), {report['params']['graph']:,} (graph)",
-        f"MACs:   {report['gmac']:.3f} G per inference (graph), torch FlopCounterMode "
-        f"{report['torch_macs'] / 1e9:.3f} G ({'agree' if report['macs_agree'] else 'DISAGREE'})",
-        "ops:    " + ", ".join(f"{op} {n}" for op, n in sorted(report["ops"].items())),
-    ]
+    if report["torch_macs"] is None:  # an exported model: the graph is all there is
+        lines = [
+            f"{report['model']} ({report['family']}: {report['source']}), input {report['input_shape']}",
+            f"params: {report['params']['graph']:,} (graph)",
+            f"MACs:   {report['gmac']:.3f} G per inference (graph)",
+            "outputs: " + ", ".join(f"{name} {shape}" for name, shape in report["outputs"].items()),
+        ]
+    else:
+        lines = [
+            f"{report['model']} ({report['family']}), input {report['input_shape']}",
+            f"params: {report['params']['torch_module']:,} (module), {report['params']['graph']:,} (graph)",
+            f"MACs:   {report['gmac']:.3f} G per inference (graph), torch FlopCounterMode "
+            f"{report['torch_macs'] / 1e9:.3f} G ({'agree' if report['macs_agree'] else 'DISAGREE'})",
+        ]
+    lines.append("ops:    " + ", ".join(f"{op} {n}" for op, n in sorted(report["ops"].items())))
     for target, findings in report["deployability"].items():
         label = target_label(target)
         if not findings:

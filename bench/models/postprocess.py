@@ -33,10 +33,29 @@ def anomaly_map(patch_scores: np.ndarray, size: tuple[int, int], sigma: float) -
 
 
 def decode(outputs: dict[str, np.ndarray], postprocess: dict[str, Any]) -> tuple[float, np.ndarray | None]:
-    """The image score and, where the model has one, its anomaly map for a batch of one."""
-    score = float(np.asarray(outputs["score"]).reshape(-1)[0])
-    if "patch_scores" not in outputs:
+    """The image score and, where the model has one, its anomaly map for a batch of one.
+
+    The outputs read are the card's ``score_output`` and ``map_output`` (exported models), else ``score``
+    and ``patch_scores``; without a score output the score is the map's maximum, before any smoothing."""
+    exported = "score_output" in postprocess or "map_output" in postprocess
+    score_name = postprocess.get("score_output") if exported else "score"
+    map_name = postprocess.get("map_output") if exported else "patch_scores"
+    grid = None
+    if map_name and map_name in outputs:
+        grid = np.asarray(outputs[map_name])[0]
+        while grid.ndim > 2 and grid.shape[0] == 1:
+            grid = grid[0]
+        if grid.ndim != 2:
+            raise ValueError(f"output '{map_name}' of shape {np.shape(outputs[map_name])} is not one map per image")
+    if score_name:
+        score = float(np.asarray(outputs[score_name]).reshape(-1)[0])
+    elif grid is not None:
+        score = float(np.max(grid))
+    else:
+        raise ValueError(f"no score output and no map output '{map_name}' among {', '.join(outputs)}")
+    if grid is None:
         return score, None
-    grid = np.asarray(outputs["patch_scores"])[0, 0]
-    size = tuple(postprocess.get("map_size", grid.shape))
+    size = tuple(postprocess.get("map_size") or grid.shape)
+    if tuple(grid.shape) == size and not postprocess.get("map_sigma"):
+        return score, grid.astype(np.float32)
     return score, anomaly_map(grid, size, float(postprocess.get("map_sigma", 0)))

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.devices.base import ExportedModel
 from bench.errors import BadInput
 from bench.models.cards import ModelCard
 from bench.models.checkpoints import resolve_checkpoint
@@ -34,8 +35,8 @@ class PreparedModel:
     category: str
     checkpoint: Path
     checkpoint_sha256: str
-    backbone: Path
-    backbone_sha256: str
+    backbone: Path | None  # None for an exported model: its weights are inside the graph
+    backbone_sha256: str | None
     export: ExportInfo
     params: int
     macs: int
@@ -75,6 +76,8 @@ def model_code_revision() -> str:
 
 def prepare(card: ModelCard, checkpoint_arg: Path, category: str, backbone_arg: Path | None,
             parity_inputs: list[np.ndarray], export_root: Path) -> PreparedModel:
+    if card.exported:
+        return prepare_exported(card, checkpoint_arg, category, parity_inputs, export_root)
     require_torch()
     fam = family(card.family)
     ckpt_path = resolve_checkpoint(card, checkpoint_arg, category)
@@ -95,3 +98,45 @@ def prepare(card: ModelCard, checkpoint_arg: Path, category: str, backbone_arg: 
     params = sum(p.numel() for p in model.parameters())
     macs = graph_complexity(info.exported.onnx_path).macs
     return PreparedModel(category, ckpt_path, ckpt_sha, backbone, backbone_sha, info, params, macs, model)
+
+
+def prepare_exported(card: ModelCard, checkpoint_arg: Path, category: str, parity_inputs: list[np.ndarray],
+                     export_root: Path) -> PreparedModel:
+    """An exported model as it is: the category's ONNX checked against the card and run on the first images
+    (``bench.models.exported``); its sha256 is the checkpoint's, since the weights are inside."""
+    import onnxruntime as ort
+
+    from bench.models.complexity import graph_complexity
+    from bench.models.exported import (
+        check_graph,
+        check_outputs,
+        export_sha256,
+        external_files,
+        graph_facts,
+        load_graph,
+        load_module,
+        normalises_input,
+        prepared_graph,
+    )
+    from bench.models.postprocess import decode
+
+    path = resolve_checkpoint(card, checkpoint_arg, category)
+    model = load_graph(path)
+    facts = graph_facts(path, model)
+    input_shape = card.recipes.for_category(category).input_shape
+    check_graph(card, facts, input_shape)
+    graph = prepared_graph(model, path, facts, input_shape, export_root / "exported")
+    try:
+        session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        decoded = [decode(dict(zip(names, session.run(names, {facts.input_name: batch}), strict=True)),
+                          card.postprocess) for batch in parity_inputs]
+    except Exception as exc:  # onnxruntime's own errors: an op it lacks, a graph that fails on real input
+        raise BadInput(f"{path}: ONNX Runtime cannot run it on the first images ({str(exc).splitlines()[0]})") \
+            from exc
+    check_outputs(card, path, decoded, normalises_input(model if graph == path else load_graph(graph), facts))
+    complexity = graph_complexity(graph)
+    exported = ExportedModel(graph, file_sha256(graph), facts.input_name, tuple(input_shape), tuple(facts.outputs))
+    return PreparedModel(category, path, export_sha256(path, external_files(model, path)), None, None,
+                         ExportInfo(exported, {}, graph != path), complexity.params, complexity.macs,
+                         load_module(card))

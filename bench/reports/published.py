@@ -42,12 +42,12 @@ class Published:
         return round(fp32 - int8, 2) if fp32 is not None and int8 is not None else None
 
 
-def published_for(model: str, dataset: str) -> Published | None:
-    """The card's published per-category figures for a dataset, or None when it lists none."""
-    from bench.models.cards import load_card
+def published_for(model: dict[str, Any], dataset: str) -> Published | None:
+    """The published per-category figures of the card a run's ``model`` section names, or None when it lists none."""
+    from bench.models.cards import card_of_run
 
     try:
-        card = load_card(model)
+        card = card_of_run(model)
     except BadInput:
         return None
     published = card.data.get("published") or {}
@@ -108,7 +108,7 @@ def published_rows(references: list[RunRecord], drift: list[dict[str, Any]]) -> 
     (or once with no device when none is)."""
     rows = []
     for ref in references:
-        pub = published_for(ref.manifest["model"]["name"], ref.manifest["dataset"]["name"])
+        pub = published_for(ref.manifest["model"], ref.manifest["dataset"]["name"])
         if pub is None:
             continue
         devices: list[RunRecord | None] = [item["dev"] for item in drift if item["ref"] is ref

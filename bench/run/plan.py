@@ -27,7 +27,7 @@ from bench.devices.cache import artifact_for
 from bench.devices.profiles import load_profile
 from bench.devices.registry import create_device
 from bench.errors import BadInput
-from bench.models.cards import ModelCard, load_card
+from bench.models.cards import ModelCard, load_model
 from bench.models.prepare import PreparedModel, model_code_revision, prepare
 from bench.paths import cache_dir
 from bench.power import meter_name, rate_hz
@@ -87,7 +87,7 @@ def plan_run(request: RunRequest) -> Plan:
         jobs.append(Job(category, samples[category], exported, artifact, cached))
     cache = TensorCache(cache_dir() / "tensors", recipes.default) if request.tensor_cache else None
     return Plan(device=device, remote=remote, jobs=jobs, recipes=recipes,
-                library=InputLoader(recipes, request.skip_bad, cache), postprocess=card.data.get("postprocess", {}),
+                library=InputLoader(recipes, request.skip_bad, cache), postprocess=card.postprocess,
                 measurement=request.measurement, gmac=next(iter(prepared.values())).macs / 1e9,
                 manifest=_manifest(request, device, card, recipes, dataset, samples, prepared))
 
@@ -134,7 +134,7 @@ class Inputs(NamedTuple):
 
 
 def _inputs(request: RunRequest, skip_bad: bool) -> Inputs:
-    card = load_card(request.model)
+    card = load_model(request.model)
     if request.data_root is None or not request.data_root.exists():
         raise BadInput(f"--data-root {request.data_root}: no such folder")
     dataset = open_dataset(request.dataset, request.data_root)
@@ -178,7 +178,8 @@ def _prepare_models(card: ModelCard, request: RunRequest, samples: dict[str, lis
             if len(parity_inputs) == PARITY_IMAGES:
                 break
         print(f"preparing {card.name} for {category} ...", file=sys.stderr)
-        prepared[category] = prepare(card, request.checkpoint, category, request.backbone_weights, parity_inputs,
+        prepared[category] = prepare(card, request.checkpoint or card.default_checkpoint(), category,
+                                     request.backbone_weights, parity_inputs,
                                      cache_dir() / "exports")
     return prepared
 
@@ -190,6 +191,9 @@ def _for_device(device: Device, prepared: PreparedModel, dataset: Dataset, recip
     exported = prepared.export.exported
     if device.quantization_images() == 0:
         return exported
+    if prepared.module is None:
+        raise BadInput(f"{prepared.checkpoint}: {device.profile.name} quantizes from a PyTorch module (MCT), which an "
+                       "exported ONNX alone does not give; name a torch.export program as 'module' in the model card")
     category = prepared.category
     mode = calibration or device.profile.runtime.get("calibration") or DEFAULT_CALIBRATION
 
@@ -222,9 +226,10 @@ def _manifest(request: RunRequest, device: Device, card: ModelCard, recipes: Rec
             "name": card.name, "family": card.family, "card": str(card.source), "card_sha256": card.fingerprint(),
             "precision": device.profile.precision, "input_shape": list(card.recipe.input_shape),
             "preprocessing": asdict(recipes.default), "mask_convention": recipes.default.mask,
-            "postprocess": card.data.get("postprocess", {}),
+            "postprocess": card.postprocess,
             "params": first.params, "macs": first.macs, "macs_source": "exported ONNX graph (bench.models.complexity)",
-            "backbone_weights": str(first.backbone), "backbone_sha256": first.backbone_sha256,
+            "backbone_weights": str(first.backbone) if first.backbone else None,
+            "backbone_sha256": first.backbone_sha256,
             "categories": {
                 cat: {"checkpoint": str(p.checkpoint), "checkpoint_sha256": p.checkpoint_sha256,
                       "onnx_sha256": p.export.exported.sha256, "export_parity_max_abs": p.export.parity,

@@ -21,7 +21,7 @@ class RunRequest:
     model: str
     dataset: str
     data_root: Path
-    checkpoint: Path
+    checkpoint: Path | None  # None: the card's default (bench fit's folder, or an exported card's model path)
     categories: list[str] | None = None
     limit: int | None = None
     backbone_weights: Path | None = None

@@ -130,7 +130,7 @@ def test_inspect_model_json(capsys: pytest.CaptureFixture) -> None:
 
 def test_inspect_model_needs_a_name(capsys: pytest.CaptureFixture) -> None:
     assert main(["inspect", "model"]) == 2
-    assert "model name" in capsys.readouterr().err
+    assert "needs a model" in capsys.readouterr().err
 
 
 def test_host_cuda_without_the_provider_says_why(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -560,3 +560,30 @@ def test_gpu_check_runs_end_to_end_on_the_fakes(tmp_path: Path) -> None:
         assert (flags, tf32) == (("FP16,TF32", "True") if precision == "fp16" else ("none", "False"))
         assert all(len(row[i].split("/")) == 3 for i in (8, 9)) and row[10] != "n/a"
     assert "FAILED" not in summary and "not run" not in summary
+
+
+@pytest.mark.parametrize("version", ["10.3.0", "11.4.0.106"])
+def test_an_exported_model_users_bring_builds_and_runs(fake_trt, tmp_path: Path, version: str) -> None:
+    """An anomalib-style graph (dynamic batch, ImageNet normalisation inside, pred_score/anomaly_map): the
+    prepared, pinned copy builds on TensorRT 10 (FP16 flag) and 11 (strongly typed) and reads back its outputs."""
+    need("emulate", "onnxconverter_common")
+    from support.exported_models import anomaly_onnx, exported_card
+
+    from bench.models.cards import card_from_file
+    from bench.models.prepare import prepare_exported
+
+    fake_trt(version)
+    source = anomaly_onnx(tmp_path / "model.onnx", normalise_inside=True, dynamic=True)
+    card = card_from_file(exported_card(tmp_path / "byo.yaml", source))
+    batch = np.random.default_rng(0).uniform(0, 1, (1, 3, 32, 32)).astype(np.float32)
+    prepared = prepare_exported(card, source, "widget", [batch], tmp_path / "exports")
+    model = prepared.export.exported
+    assert model.input_shape == (1, 3, 32, 32) and model.onnx_path != source  # pinned copy
+    dev = device(tmp_path)
+    artifact = dev.compile(model, tmp_path / "a")
+    with dev.open(artifact) as session:
+        result = session.infer(batch)
+    reference = ort.InferenceSession(str(model.onnx_path), providers=["CPUExecutionProvider"]).run(None,
+                                                                                                 {"input": batch})
+    np.testing.assert_allclose(result.outputs["pred_score"].reshape(-1), reference[0].reshape(-1), atol=2e-2)
+    np.testing.assert_allclose(result.outputs["anomaly_map"], reference[1], atol=2e-2)
