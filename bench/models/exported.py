@@ -346,21 +346,30 @@ def check_outputs(card: Any, path: Path, decoded: list[tuple[float, np.ndarray |
                        "card's input preprocessing (mean/std, value_range) and that outputs.map names the map")
 
 
-def load_module(card: Any) -> Any:
-    """The PyTorch module a quantizing toolchain (MCT for the IMX500) starts from: the card's ``module``, a
-    ``torch.export`` program file; None when the card has none."""
+def module_path(card: Any) -> Path | None:
+    """The card's ``module`` file (relative to the card), or None."""
     spec = card.data.get("module")
     if not spec:
         return None
     path = Path(str(spec)).expanduser()
-    path = path if path.is_absolute() else Path(card.source).parent / path
+    return path if path.is_absolute() else Path(card.source).parent / path
+
+
+def load_module(card: Any) -> Any:
+    """The PyTorch module a quantizing toolchain (MCT for the IMX500) starts from: the card's ``module``, a
+    ``torch.export`` program file; None when the card has none."""
+    path = module_path(card)
+    if path is None:
+        return None
     if not path.is_file():
         raise BadInput(f"{card.source}: module {path}: no such file (a torch.export program saved with "
                        "torch.export.save)")
     import torch
 
     try:
-        return torch.export.load(str(path)).module()
+        exported = torch.export.load(str(path)).module()
     except Exception as exc:  # torch raises several types for a file that is not an exported program
         raise BadInput(f"{path}: not a torch.export program ({str(exc).splitlines()[0] if str(exc) else exc})") \
             from exc
+    # The program's module refuses train()/eval(), which quantizers call: the same graph in a plain GraphModule.
+    return torch.fx.GraphModule(exported, exported.graph)

@@ -41,6 +41,7 @@ class PreparedModel:
     params: int
     macs: int
     module: Any = None  # the loaded PyTorch module, for toolchains that quantize from it
+    module_revision: str = ""  # what the module's code is (sources or file sha256); "" when there is no module
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -97,7 +98,8 @@ def prepare(card: ModelCard, checkpoint_arg: Path, category: str, backbone_arg: 
 
     params = sum(p.numel() for p in model.parameters())
     macs = graph_complexity(info.exported.onnx_path).macs
-    return PreparedModel(category, ckpt_path, ckpt_sha, backbone, backbone_sha, info, params, macs, model)
+    return PreparedModel(category, ckpt_path, ckpt_sha, backbone, backbone_sha, info, params, macs, model,
+                         model_code_revision())
 
 
 def prepare_exported(card: ModelCard, checkpoint_arg: Path, category: str, parity_inputs: list[np.ndarray],
@@ -115,6 +117,7 @@ def prepare_exported(card: ModelCard, checkpoint_arg: Path, category: str, parit
         graph_facts,
         load_graph,
         load_module,
+        module_path,
         normalises_input,
         prepared_graph,
     )
@@ -137,6 +140,7 @@ def prepare_exported(card: ModelCard, checkpoint_arg: Path, category: str, parit
     check_outputs(card, path, decoded, normalises_input(model if graph == path else load_graph(graph), facts))
     complexity = graph_complexity(graph)
     exported = ExportedModel(graph, file_sha256(graph), facts.input_name, tuple(input_shape), tuple(facts.outputs))
+    module = module_path(card)
     return PreparedModel(category, path, export_sha256(path, external_files(model, path)), None, None,
                          ExportInfo(exported, {}, graph != path), complexity.params, complexity.macs,
-                         load_module(card))
+                         load_module(card), file_sha256(module) if module else "")

@@ -28,7 +28,7 @@ from bench.devices.profiles import load_profile
 from bench.devices.registry import create_device
 from bench.errors import BadInput
 from bench.models.cards import ModelCard, load_model
-from bench.models.prepare import PreparedModel, model_code_revision, prepare
+from bench.models.prepare import PreparedModel, prepare
 from bench.paths import cache_dir
 from bench.power import meter_name, rate_hz
 from bench.provenance import command_line, harness_info, index_sha256
@@ -209,7 +209,7 @@ def _for_device(device: Device, prepared: PreparedModel, dataset: Dataset, recip
                     str(dataset.root / category))
     return replace(exported, module=prepared.module, representative=chosen.images, representative_key=chosen.key,
                    normalization=(recipe.mean, recipe.std), calibration=chosen.record(device.quantization_images()),
-                   tpc_version=chosen.tpc_version, module_revision=model_code_revision())
+                   tpc_version=chosen.tpc_version, module_revision=prepared.module_revision)
 
 
 def _manifest(request: RunRequest, device: Device, card: ModelCard, recipes: Recipes, dataset: Dataset,

@@ -259,7 +259,7 @@ def quantize_exported(exported: ExportedModel, workdir: Path, count: int, device
     normalization = Normalization(*exported.normalization) if exported.normalization else None
     return quantize_for_imx500(exported.module, exported.representative(count), workdir,
                                normalization=normalization, tpc_version=exported.tpc_version or TPC_VERSION,
-                               calibration=exported.calibration)
+                               output_names=tuple(exported.output_names), calibration=exported.calibration)
 
 
 def ort_session(onnx_path: Path, threads: int | None = None) -> Any:

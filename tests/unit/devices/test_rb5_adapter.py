@@ -490,3 +490,27 @@ def test_channel_last_options_are_read_in_both_spellings() -> None:
     assert channel_last_names(f"--target_runtime qnn_dlc {flag} score,map", flag) == {"score", "map"}
     assert channel_last_names(f"{flag}=score,map --quantize_io", flag) == {"score", "map"}
     assert channel_last_names("--force_channel_last_input image", flag) == frozenset()
+
+
+def test_an_exported_model_users_bring_compiles_and_runs_on_ai_hub(hub, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """An anomalib-style graph: its input name ('input') and outputs (pred_score, anomaly_map) travel through the
+    AI Hub compile and inference jobs as the exported model states them."""
+    from support.exported_models import anomaly_onnx, exported_card
+
+    from bench.models.cards import card_from_file
+    from bench.models.prepare import prepare_exported
+
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
+    source = anomaly_onnx(tmp_path / "model.onnx", normalise_inside=True, dynamic=True)
+    card = card_from_file(exported_card(tmp_path / "byo.yaml", source))
+    batch = np.random.default_rng(0).uniform(0, 1, (1, 3, 32, 32)).astype(np.float32)
+    model = prepare_exported(card, source, "widget", [batch], tmp_path / "exports").export.exported
+    device = rb5()
+    artifact = device.compile(model, tmp_path / "a")
+    assert artifact.details["output_shapes"] == {"pred_score": [], "anomaly_map": [1, 1, 32, 32]}
+    (result,) = device.open(artifact).infer_many([batch])
+    reference = ort.InferenceSession(str(model.onnx_path), providers=["CPUExecutionProvider"]).run(None,
+                                                                                                 {"input": batch})
+    np.testing.assert_allclose(result.outputs["pred_score"], reference[0], rtol=1e-6)
+    np.testing.assert_allclose(result.outputs["anomaly_map"], reference[1], rtol=1e-6)

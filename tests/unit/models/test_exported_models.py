@@ -10,6 +10,7 @@ import pytest
 import yaml
 from PIL import Image
 from support.exported_models import anomaly_onnx, exported_card
+from support.extras import need
 from support.tiny_model import write_mvtec_tree
 
 from bench.cli import main
@@ -127,10 +128,20 @@ def test_emulated_fp16_runs_an_exported_model_and_the_imx500_says_what_it_needs(
         tmp_path: Path, tree: Path, capsys: pytest.CaptureFixture) -> None:
     onnx_path = anomaly_onnx(tmp_path / "model.onnx", normalise_inside=True)
     card = exported_card(tmp_path / "byo.yaml", onnx_path)
+    assert run(tmp_path, tree, card) == 0
     assert main(["run", "--device", "jetson", "--emulate", "--model", str(card), "--data-root", str(tree),
-                 "--out", str(tmp_path / "emulated")]) == 0
-    (run_dir,) = (tmp_path / "emulated").iterdir()
-    assert load_run(run_dir).metrics["categories"]["widget"]["image_auroc"] == 1.0
+                 "--out", str(tmp_path / "results")]) == 0
+    host, emulated = sorted((tmp_path / "results").iterdir(), key=lambda d: load_run(d).manifest["device"]["profile"])
+    assert load_run(emulated).metrics["categories"]["widget"]["image_auroc"] == 1.0
+    # compare and the report treat it as any model: the drift gate is the card's default, the tables list it
+    capsys.readouterr()
+    assert main(["compare", str(host), str(emulated), "--json", "--max-drift", "card"]) == 0
+    compared = json.loads(capsys.readouterr().out)
+    assert compared["gate"]["source"].startswith("default (card byo")
+    report = tmp_path / "report.html"
+    assert main(["report", str(tmp_path / "results"), "--out", str(report)]) == 0
+    html = report.read_text()
+    assert "byo" in html and "jetson" in html
     assert main(["run", "--device", "imx500", "--emulate", "--model", str(card), "--data-root", str(tree),
                  "--out", str(tmp_path / "int8")]) == 2
     err = error_line(capsys)
@@ -187,3 +198,33 @@ def test_external_weights_and_a_dynamic_batch_are_prepared_once_and_recorded(tmp
     assert load_run(again).manifest["model"]["categories"]["widget"]["checkpoint_sha256"] != entry["checkpoint_sha256"]
     data.unlink()
     assert run(tmp_path, tree, card, "--out", str(tmp_path / "third")) == 2
+
+
+def test_the_imx500_quantizes_from_a_torch_export_program_the_card_names(tmp_path: Path, tree: Path) -> None:
+    """MCT needs a PyTorch module: a card naming a torch.export program gets an emulated IMX500 (INT8) run."""
+    torch = need("export", "torch")
+    need("imx500", "model_compression_toolkit")
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 1, 3, padding=1)
+
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            amap = torch.sigmoid(self.conv(x))
+            return amap.amax(dim=(1, 2, 3)), amap
+
+    torch.manual_seed(0)
+    net, example = Net().eval(), torch.rand(1, 3, 32, 32)
+    torch.export.save(torch.export.export(net, (example,)), str(tmp_path / "net.pt2"))
+    torch.onnx.export(net, (example,), dynamo=True, input_names=["input"],
+                      output_names=["pred_score", "anomaly_map"]).save(str(tmp_path / "net.onnx"))
+    card = yaml.safe_load(exported_card(tmp_path / "byo.yaml", Path("net.onnx")).read_text())
+    card["module"] = "net.pt2"
+    (tmp_path / "byo.yaml").write_text(yaml.safe_dump(card))
+    assert main(["run", "--device", "imx500", "--emulate", "--model", str(tmp_path / "byo.yaml"), "--data-root",
+                 str(tree), "--out", str(tmp_path / "int8")]) == 0
+    (run_dir,) = (tmp_path / "int8").iterdir()
+    record = load_run(run_dir)
+    assert record.status == "complete" and record.images["score"].notna().all()
+    assert record.manifest["model"]["categories"]["widget"]["checkpoint"] == str((tmp_path / "net.onnx").resolve())
