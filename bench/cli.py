@@ -168,19 +168,20 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     if args.what == "model":
         from bench.models.cards import is_model_path, load_model
-        from bench.models.inspection import format_model_report, inspect_model
+        from bench.models.inspection import format_model_report, inspect_graph, inspect_model
 
         if not args.name:
             raise BadInput("inspect model needs a model: a name (bench list models), a card file or an ONNX")
+        exported = is_model_path(args.name) and Path(args.name).exists() and not args.name.endswith((".yaml", ".yml"))
         if args.card:
             from bench.models.exported import starting_card
 
-            if not is_model_path(args.name) or not Path(args.name).exists() or args.name.endswith((".yaml", ".yml")):
+            if not exported:
                 raise BadInput(f"--card writes a starting card for an exported model: {args.name} is not an ONNX "
                                "file or folder")
             print(starting_card(Path(args.name)), end="")
             return 0
-        model_report = inspect_model(load_model(args.name))
+        model_report = inspect_graph(Path(args.name)) if exported else inspect_model(load_model(args.name))
         print(json.dumps(model_report, indent=2) if args.json else format_model_report(model_report))
         return 0
     from bench.data.datasets import open_dataset

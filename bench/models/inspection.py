@@ -7,6 +7,7 @@ torch's FlopCounterMode on the same module cross-checks the MAC count.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,17 +24,24 @@ MAC_AGREEMENT = 0.01  # graph count and torch count must agree within 1 %
 
 def inspect_exported(card: ModelCard) -> dict[str, Any]:
     """An exported model's figures from its graph alone (the first file, for a folder of per-category graphs)."""
-    from bench.devices.deployability import lint
-    from bench.models.complexity import graph_complexity
-    from bench.models.exported import graph_facts, onnx_files
+    return inspect_graph(card.default_checkpoint(), card.name)
 
-    path = onnx_files(card.default_checkpoint())[0]
+
+def inspect_graph(model: Path, name: str | None = None) -> dict[str, Any]:
+    """Params, MACs, ops, outputs and deployability of an exported ONNX (file, or the first in a folder); no card
+    is needed, since none of these depends on the preprocessing."""
+    from bench.devices.deployability import lint
+    from bench.models.cards import EXPORTED_FAMILY
+    from bench.models.complexity import graph_complexity
+    from bench.models.exported import export_name, graph_facts, onnx_files
+
+    path = onnx_files(model)[0]
     facts = graph_facts(path)
     graph = graph_complexity(path)
     findings = lint(path)
     return {
-        "model": card.name,
-        "family": card.family,
+        "model": name or export_name(path),
+        "family": EXPORTED_FAMILY,
         "source": str(path),
         "input_shape": list(facts.input_shape),
         "params": {"graph": graph.params, "torch_module": None},

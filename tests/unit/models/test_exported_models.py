@@ -75,6 +75,8 @@ def test_an_onnx_without_a_card_is_refused_with_the_way_to_write_one(tmp_path: P
 def test_inspect_writes_a_starting_card_and_reports_the_graph(tmp_path: Path, tree: Path,
                                                                capsys: pytest.CaptureFixture) -> None:
     onnx_path = anomaly_onnx(tmp_path / "plain.onnx")
+    assert main(["inspect", "model", str(onnx_path)]) == 0  # the graph's figures need no card
+    assert "plain (onnx" in capsys.readouterr().out
     assert main(["inspect", "model", str(onnx_path), "--card"]) == 0
     text = capsys.readouterr().out
     card = yaml.safe_load(text)
