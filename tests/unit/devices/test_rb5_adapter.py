@@ -492,12 +492,13 @@ def test_channel_last_options_are_read_in_both_spellings() -> None:
     assert channel_last_names("--force_channel_last_input image", flag) == frozenset()
 
 
-def test_an_exported_model_users_bring_compiles_and_runs_on_ai_hub(hub, tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_exported_model_users_bring_compiles_and_runs_on_ai_hub_and_the_board(
+        hub, board: BoardSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An anomalib-style graph: its input name ('input') and outputs (pred_score, anomaly_map) travel through the
-    AI Hub compile and inference jobs as the exported model states them."""
+    AI Hub compile and inference jobs, and qnn-net-run on a board over adb, as the exported model states them."""
     from support.exported_models import anomaly_onnx, exported_card
 
+    from bench.devices.rb5.qnn_adb import QnnBoardSession
     from bench.models.cards import card_from_file
     from bench.models.prepare import prepare_exported
 
@@ -514,3 +515,9 @@ def test_an_exported_model_users_bring_compiles_and_runs_on_ai_hub(hub, tmp_path
                                                                                                  {"input": batch})
     np.testing.assert_allclose(result.outputs["pred_score"], reference[0], rtol=1e-6)
     np.testing.assert_allclose(result.outputs["anomaly_map"], reference[1], rtol=1e-6)
+    shapes = {"pred_score": (), "anomaly_map": (1, 1, 32, 32)}
+    board_session = QnnBoardSession(artifact.path, "input", (1, 3, 32, 32), shapes, board, "--target_runtime qnn_dlc")
+    on_board = board_session.infer(batch)
+    board_session.close()
+    np.testing.assert_allclose(on_board.outputs["pred_score"], reference[0], rtol=1e-6)
+    np.testing.assert_allclose(on_board.outputs["anomaly_map"], reference[1], rtol=1e-6)
