@@ -1,4 +1,4 @@
-"""Error types that map onto the CLI's exit codes (DESIGN.md: 2 bad input, 3 gate failed, 5 device failed)."""
+"""Error types that map onto the CLI's exit codes (DESIGN.md: 2 bad input, 3 gate failed, 4 gate inconclusive, 5 device failed)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ class GateFailed(BenchError):
     """A quality gate (for example the drift limit of ``bench compare``) was exceeded."""
 
     exit_code = 3
+
+
+class GateInconclusive(BenchError):
+    """A quality gate could not be decided: the 95 % interval straddles the limit (more images would tell)."""
+
+    exit_code = 4
 
 
 class DeviceFailure(BenchError):
