@@ -1,6 +1,6 @@
 """``python -m bench``: argument parsing only; every command calls into the modules.
 
-Exit codes (DESIGN.md): 0 ok, 2 bad input with a one-line reason, 3 a gate failed.
+Exit codes (DESIGN.md): 0 ok, 2 bad input with a one-line reason, 3 a gate exceeded, 4 a gate inconclusive.
 ``--json`` output goes to stdout alone; progress and logs go to stderr.
 """
 
@@ -122,10 +122,10 @@ def _compare_gate(value: str) -> float | str:
 def cmd_compare(args: argparse.Namespace) -> int:
     from bench.comparison import (
         compare,
-        exceeds,
         format_table,
         gate,
         gate_line,
+        judge,
         masks_for,
         resolve_gate,
         resolve_run,
@@ -138,7 +138,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     result = compare(ref, dev, masks)
     limit = None if args.max_drift is None else resolve_gate(
         read_manifest(dev), None if args.max_drift == "card" else args.max_drift)
-    result["gate"] = {**limit.to_json(), "exceeded": exceeds(result, limit)} if limit else None
+    result["gate"] = judge(result, limit).to_json() if limit else None
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     if limit is not None and not args.json:
         print(gate_line(result, limit))
@@ -289,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=cmd_report)
 
     nightly = sub.add_parser("nightly", help="every device run of a results folder against its reference "
-                             "(exit 3 on a gate, 2 when a device run has no reference)")
+                             "(exit 3 when a gate is exceeded, else 4 when one is inconclusive; 2 when a device "
+                             "run has no reference)")
     nightly.add_argument("results", type=Path, help="folder holding the night's run records (any depth)")
     nightly.add_argument("--max-drift", type=float, metavar="POINTS", help="one gate for every device run "
                          "(default: each model card's drift_gate for the device, else 0.2)")
@@ -297,12 +298,14 @@ def build_parser() -> argparse.ArgumentParser:
     nightly.add_argument("--no-pixel", action="store_true", help="skip pixel-level drift")
     nightly.set_defaults(handler=cmd_nightly)
 
-    compare = sub.add_parser("compare", help="drift of a device run against its reference (exit 3 on gate)")
+    compare = sub.add_parser("compare", help="drift of a device run against its reference (exit 3 gate exceeded, "
+                             "4 inconclusive)")
     compare.add_argument("ref_run", help="the reference run (folder or run id in results/)")
     compare.add_argument("dev_run", help="the device run (folder or run id in results/)")
     compare.add_argument("--max-drift", type=_compare_gate, metavar="POINTS|card",
-                         help="gate: exit 3 when |mean image-AUROC drift| exceeds this many points; 'card': the "
-                         "model card's drift_gate for the device (default: no gate)")
+                         help="gate on the mean image-AUROC drift's 95%% interval: exit 3 when it lies wholly outside "
+                         "+-POINTS, 4 when it straddles the limit; 'card': the model card's drift_gate for the "
+                         "device (default: no gate)")
     compare.add_argument("--no-pixel", action="store_true", help="skip pixel-level drift (no masks re-read)")
     compare.add_argument("--json", action="store_true")
     compare.set_defaults(handler=cmd_compare)

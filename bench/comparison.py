@@ -1,11 +1,15 @@
 """``bench compare``: drift of a device run against its reference run of the same inputs.
 
 Which runs pair, and image by image how, is ``bench.pairing``'s one rule; different inputs make
-drift meaningless, so pairing refuses and names the first image that differs.
+drift meaningless, so pairing refuses and names the first image that differs. A gate judges the
+mean drift over categories three ways (:func:`judge`): within, exceeds, or inconclusive when its
+95 % interval straddles the limit.
 """
 
 from __future__ import annotations
 
+import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,8 +18,8 @@ import numpy as np
 from scipy import stats
 
 from bench.data.preprocess import Recipe
-from bench.errors import BadInput, GateFailed
-from bench.metrics.drift import drift_summary
+from bench.errors import BadInput, GateFailed, GateInconclusive
+from bench.metrics.drift import BOOTSTRAP_SEED, auroc_difference_interval, drift_summary, mean_interval
 from bench.pairing import pair_images
 from bench.paths import results_dir
 from bench.records import RunRecord, load_run
@@ -44,29 +48,44 @@ def _maps(run: RunRecord, category: str, ids: list[str]) -> np.ndarray | None:
     return np.stack([maps[i].astype(np.float32) for i in ids])
 
 
+def _delong_mean(images: list[dict[str, Any]]) -> dict[str, float | None]:
+    """DeLong's p-value and 95 % CI of the mean delta: categories hold disjoint images, so its variance is
+    the sum of theirs over K^2. None where a category has too few images for DeLong."""
+    if any(img["se_points"] is None for img in images):
+        return dict.fromkeys(("p_value", "se_points", "delong_ci_low_points", "delong_ci_high_points"))
+    mean = float(np.mean([img["delta_points"] for img in images]))
+    se = math.sqrt(sum(img["se_points"] ** 2 for img in images)) / len(images)
+    z = float(stats.norm.ppf(0.975))
+    p_value = float(2 * stats.norm.sf(abs(mean) / se)) if se > 0 else (1.0 if mean == 0 else 0.0)
+    return {"p_value": p_value, "se_points": se, "delong_ci_low_points": mean - z * se,
+            "delong_ci_high_points": mean + z * se}
+
+
 def compare(ref_path: Path, dev_path: Path, masks: dict[str, dict[str, np.ndarray]] | None = None) -> dict[str, Any]:
     ref, dev = load_run(ref_path), load_run(dev_path)
     categories: dict[str, Any] = {}
+    intervals = []
     for item in pair_images(ref, dev):
         ids = item.frame["image_id"].tolist()
         labels = item.frame["label"].to_numpy()
+        scores_ref, scores_dev = item.frame["score_ref"].to_numpy(), item.frame["score_dev"].to_numpy()
         maps_ref, maps_dev = _maps(ref, item.category, ids), _maps(dev, item.category, ids)
         cat_masks = None
         if masks and item.category in masks and maps_ref is not None:
             cat_masks = np.stack([masks[item.category][i] for i in ids])
-        summary = drift_summary(labels, item.frame["score_ref"].to_numpy(), item.frame["score_dev"].to_numpy(),
-                                maps_ref if cat_masks is not None else None,
-                                maps_dev if cat_masks is not None else None, cat_masks)
+        # each category its own resamples (seeded by its name), so the mean over categories resamples them
+        # independently, as they are
+        interval = auroc_difference_interval(labels, scores_ref, scores_dev,
+                                             seed=[BOOTSTRAP_SEED, zlib.crc32(item.category.encode())])
+        intervals.append(interval)
+        summary = drift_summary(labels, scores_ref, scores_dev, maps_ref if cat_masks is not None else None,
+                                maps_dev if cat_masks is not None else None, cat_masks, interval=interval)
         categories[item.category] = {"images": len(ids), "excluded": item.excluded, **summary}
     deltas = [c["image"]["delta_points"] for c in categories.values()]
-    # The dataset figure is the mean over categories; categories hold disjoint images, so the
-    # variance of the mean delta is the sum of the per-category DeLong variances over K^2.
-    se = float(np.sqrt(sum(c["image"]["se_points"] ** 2 for c in categories.values()))) / len(deltas)
-    mean = float(np.mean(deltas))
-    z = stats.norm.ppf(0.975)
-    dataset = {"delta_points": mean, "ci_low_points": mean - z * se, "ci_high_points": mean + z * se,
-               "se_points": se, "p_value": float(2 * stats.norm.sf(abs(mean) / se)) if se > 0 else (
-                   1.0 if mean == 0 else 0.0)}
+    mean = mean_interval(intervals)
+    dataset = {"delta_points": mean.delta * 100.0, "ci_low_points": mean.ci_low * 100.0,
+               "ci_high_points": mean.ci_high * 100.0, "ci_floor_points": mean.floor * 100.0, "images": mean.images,
+               **_delong_mean([c["image"] for c in categories.values()])}
     return {
         "reference": {"run_id": ref.run_id, "device": ref.manifest["device"]["profile"],
                       "emulated": ref.manifest["device"].get("emulated", False)},
@@ -75,7 +94,7 @@ def compare(ref_path: Path, dev_path: Path, masks: dict[str, dict[str, np.ndarra
         "model": ref.manifest["model"]["name"],
         "dataset": ref.manifest["dataset"]["name"],
         "categories": categories,
-        "mean_delta_points": mean,
+        "mean_delta_points": dataset["delta_points"],
         "dataset_drift": dataset,
         "max_abs_delta_points": float(np.max(np.abs(deltas))),
         "saturation": saturation_warnings(dev),
@@ -135,21 +154,88 @@ def resolve_gate(manifest: dict[str, Any], max_drift: float | None) -> Gate:
     return Gate(max_drift, "--max-drift") if max_drift is not None else card_gate(manifest)
 
 
-def exceeds(result: dict[str, Any], limit: Gate) -> bool:
-    return abs(result["mean_delta_points"]) > limit.points
+WITHIN, EXCEEDS, INCONCLUSIVE = "within", "exceeds", "inconclusive"
+
+
+def images_to_decide(images: int, ci_low: float, ci_high: float, delta: float, limit: float) -> int | None:
+    """Estimated images for the interval to clear the gate: its half-width shrunk by ``sqrt(images / needed)``.
+
+    The interval must shrink to ``| |delta| - limit |`` on each side (inside the gate, or past it), so
+    ``needed = images * (half_width / that) ** 2``, at the observed variance and class mix. None when the
+    drift sits exactly on the limit: no number of images decides it.
+    """
+    distance = abs(abs(delta) - limit)
+    if distance == 0.0:
+        return None
+    return math.ceil(round(images * ((ci_high - ci_low) / 2.0 / distance) ** 2, 6))  # 9.000000000000002 is 9
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A gate applied to the mean drift's 95 % interval (points): within, exceeds, or inconclusive."""
+
+    outcome: str
+    gate: Gate
+    delta_points: float
+    ci_low_points: float
+    ci_high_points: float
+    images: int
+    images_needed: int | None  # inconclusive only: the estimate of :func:`images_to_decide`
+
+    def text(self) -> str:
+        if self.outcome == WITHIN:
+            return f"within the {self.gate.describe()}"
+        if self.outcome == EXCEEDS:
+            return f"EXCEEDS the {self.gate.describe()}"
+        return f"inconclusive for the {self.gate.describe()}: the 95% CI straddles the limit; {self.to_decide()}"
+
+    def to_decide(self) -> str:
+        if self.images_needed is None:
+            return "no number of images would decide at this drift"
+        return (f"about {self.images_needed:,} images would decide (an estimate at the observed variance; "
+                f"{self.images:,} now)")
+
+    def css(self) -> str:
+        return {WITHIN: "ok", EXCEEDS: "bad"}.get(self.outcome, "warn")
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.gate.to_json(), "verdict": self.outcome, "exceeded": self.outcome == EXCEEDS,
+                "ci_points": [self.ci_low_points, self.ci_high_points], "images": self.images,
+                "images_needed": self.images_needed}
+
+
+def judge(result: dict[str, Any], limit: Gate) -> Verdict:
+    """Within only when the 95 % interval lies inside +-gate, exceeds only when it lies wholly outside."""
+    d = result["dataset_drift"]
+    low, high, g = d["ci_low_points"], d["ci_high_points"], limit.points
+    if -g <= low and high <= g:
+        outcome = WITHIN
+    elif high < -g or low > g:
+        outcome = EXCEEDS
+    else:
+        outcome = INCONCLUSIVE
+    needed = images_to_decide(d["images"], low, high, d["delta_points"], g) if outcome == INCONCLUSIVE else None
+    return Verdict(outcome, limit, d["delta_points"], low, high, d["images"], needed)
 
 
 def gate(result: dict[str, Any], limit: Gate | None) -> None:
-    """Exit code 3 when the dataset-level image-AUROC drift exceeds the gate (none: no gate)."""
-    if limit is not None and exceeds(result, limit):
-        raise GateFailed(f"image AUROC drift {result['mean_delta_points']:+.2f} points exceeds the "
-                         f"{limit.describe()}: {result['device']['device']} vs {result['reference']['device']}, "
-                         f"{result['model']} on {result['dataset']}")
+    """Exit code 3 when the drift exceeds the gate, 4 when the data cannot tell (none: no gate)."""
+    if limit is None:
+        return
+    verdict = judge(result, limit)
+    where = f"{result['device']['device']} vs {result['reference']['device']}, {result['model']} on {result['dataset']}"
+    drift = (f"image AUROC drift {verdict.delta_points:+.2f} points, 95% CI [{verdict.ci_low_points:+.2f}, "
+             f"{verdict.ci_high_points:+.2f}]")
+    if verdict.outcome == EXCEEDS:
+        raise GateFailed(f"{drift} exceeds the {limit.describe()}: {where}")
+    if verdict.outcome == INCONCLUSIVE:
+        raise GateInconclusive(f"{drift} straddles the {limit.describe()}, {verdict.to_decide()}: {where}")
 
 
 def gate_line(result: dict[str, Any], limit: Gate) -> str:
-    verdict = "EXCEEDS" if exceeds(result, limit) else "within"
-    return f"gate: |drift| {abs(result['mean_delta_points']):.2f} points, {verdict} the {limit.describe()}"
+    verdict = judge(result, limit)
+    return (f"gate: drift {verdict.delta_points:+.2f} points, 95% CI [{verdict.ci_low_points:+.2f}, "
+            f"{verdict.ci_high_points:+.2f}], {verdict.text()}")
 
 
 def quantization_info(manifest: dict[str, Any], category: str) -> dict[str, Any]:
@@ -193,6 +279,10 @@ def saturation_text(warning: dict[str, Any]) -> str:
     return f"{text}: {SATURATION_INT8 if warning['int8'] else SATURATION_OTHER}"
 
 
+def _p(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def format_table(result: dict[str, Any]) -> str:
     head = (f"{result['model']} on {result['dataset']}: {result['device']['device']} ({result['device']['run_id']})"
             f" vs {result['reference']['device']} ({result['reference']['run_id']})")
@@ -207,11 +297,12 @@ def format_table(result: dict[str, Any]) -> str:
         pixel = f"{pix['delta_points']:+.2f}" if pix else "n/a"
         lines.append(
             f"{name:<14}{c['images']:>5}{img['auroc_ref'] * 100:>8.2f}{img['auroc_dev'] * 100:>8.2f}"
-            f"{img['delta_points']:>+8.2f}{ci:>18}{img['p_value']:>8.3f}{img['spearman']:>10.4f}"
+            f"{img['delta_points']:>+8.2f}{ci:>18}{_p(img['p_value']):>8}{img['spearman']:>10.4f}"
             f"{img['flipped_pairs']:>7.3f}{img['verdict_flips']:>9d}{pixel:>10}")
     d = result["dataset_drift"]
     lines.append(f"dataset (mean over categories): image AUROC drift {d['delta_points']:+.3f} points, 95% CI "
-                 f"[{d['ci_low_points']:+.3f}, {d['ci_high_points']:+.3f}], p {d['p_value']:.3f} "
+                 f"[{d['ci_low_points']:+.3f}, {d['ci_high_points']:+.3f}] (paired bootstrap), DeLong p "
+                 f"{_p(d['p_value'])} "
                  f"(max |delta| {result['max_abs_delta_points']:.3f})")
     lines += [f"warning: {saturation_text(w)}" for w in result.get("saturation", [])]
     return "\n".join(lines)

@@ -1,4 +1,7 @@
-"""Error types that map onto the CLI's exit codes (DESIGN.md: 2 bad input, 3 gate failed, 4 gate inconclusive, 5 device failed)."""
+"""Error types that map onto the CLI's exit codes.
+
+DESIGN.md: 2 bad input, 3 gate failed, 4 gate inconclusive, 5 device failed.
+"""
 
 from __future__ import annotations
 

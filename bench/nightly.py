@@ -2,8 +2,9 @@
 
 Each complete device run pairs with its reference by ``bench.pairing``'s rule (the newest run of a
 ``role: reference`` profile with the same model, dataset, categories and checkpoints, or a run pinned
-with ``--reference``). It prints ``bench compare``'s table and the gate for each pair and exits 3 if any
-pair exceeds its gate (after comparing them all, so one night's report shows every failure), 2 if a
+with ``--reference``). It prints ``bench compare``'s table and the gate's verdict for each pair and,
+after comparing them all (so one night's report shows every failure), exits 3 if any pair's 95 %
+interval lies wholly outside its gate, else 4 if any straddles it (more images would decide), 2 if a
 device run has no reference. Each device run's gate is its model card's ``drift_gate`` for the device
 (an INT8 sensor drifts more than an FP16 GPU); ``--max-drift`` sets one gate for all.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.comparison import compare, format_table, gate, gate_line, masks_for, resolve_gate
-from bench.errors import BadInput, GateFailed
+from bench.errors import BadInput, GateFailed, GateInconclusive
 from bench.pairing import pair_runs
 from bench.records import load_run
 from bench.records.reader import read_manifest
@@ -46,8 +47,10 @@ def pairs(results: Path, references: list[Path] | None = None) -> list[tuple[Pat
 
 def run_nightly(results: Path, max_drift: float | None = None, no_pixel: bool = False,
                 references: list[Path] | None = None) -> int:
-    """Compares every pair, prints each table and gate; the exit code (0, 3 a gate exceeded)."""
-    failures = []
+    """Compares every pair, prints each table and verdict; the exit code (0, 3 a gate exceeded, else 4 one
+    inconclusive)."""
+    failed: list[GateFailed] = []
+    inconclusive: list[GateInconclusive] = []
     found = pairs(results, references)
     for ref, dev in found:
         result = compare(ref, dev, None if no_pixel else masks_for(load_run(ref)))
@@ -56,9 +59,16 @@ def run_nightly(results: Path, max_drift: float | None = None, no_pixel: bool = 
         try:
             gate(result, limit)
         except GateFailed as exc:
-            failures.append(str(exc))
-    for failure in failures:
-        print(f"gate failed: {failure}", file=sys.stderr)
+            failed.append(exc)
+        except GateInconclusive as exc:
+            inconclusive.append(exc)
+    for exc in failed:
+        print(f"gate failed: {exc}", file=sys.stderr)
+    for exc in inconclusive:
+        print(f"gate inconclusive: {exc}", file=sys.stderr)
     gates = f"the {max_drift:.2f}-point gate (--max-drift)" if max_drift is not None else "their card gates"
-    print(f"{len(found)} device runs compared, {len(failures)} over {gates}", file=sys.stderr)
-    return GateFailed.exit_code if failures else 0
+    print(f"{len(found)} device runs compared against {gates}: {len(failed)} exceed, {len(inconclusive)} "
+          f"inconclusive, {len(found) - len(failed) - len(inconclusive)} within", file=sys.stderr)
+    if failed:
+        return GateFailed.exit_code
+    return GateInconclusive.exit_code if inconclusive else 0

@@ -203,6 +203,12 @@ class Device(ABC):
     def environment(self) -> dict[str, Any]:
         """OS, runtime versions, power mode and settings: everything that can change a figure."""
 
+    def state(self) -> dict[str, Any]:
+        """Clocks and temperatures of a device apart from the machine running the timed pass (a board behind a
+        link), read before and after each timed window; {} where there is none or nothing is readable. The
+        measuring machine's own state is read by ``bench.host_state``."""
+        return {}
+
     def availability(self) -> tuple[bool, str]:
         """Whether this profile can run on this machine and, if not, exactly what is missing."""
         return True, "ok"

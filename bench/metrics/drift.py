@@ -4,11 +4,14 @@ A device (FP16, INT8, another runtime) never reproduces the host's scores bit fo
 whether the difference changes the accuracy figures, and whether it is larger than the sampling noise
 of the test set. This module answers that at three depths:
 
-* Accuracy: :func:`paired_delong` tests the change in image AUROC with the paired DeLong test
-  (DeLong, DeLong & Clarke-Pearson 1988, Biometrics 44:837). The two runs score the *same* images, so
-  their AUCs are strongly correlated; a paired test is far more sensitive than comparing two
-  independent confidence intervals. It is computed with the O(n log n) mid-rank algorithm of Sun & Xu
-  (2014, IEEE Signal Processing Letters 21:1389), exact with ties.
+* Accuracy: :func:`auroc_difference_interval` gives the 95 % interval of the change in image AUROC that
+  the gates use: a paired bootstrap stratified by label, never narrower than one disagreeing image
+  pair would make it (it stays honest where DeLong's variance vanishes, e.g. both runs perfect), and
+  :func:`mean_interval` the same for the mean over categories. :func:`paired_delong` adds the paired
+  DeLong test's p-value (DeLong, DeLong & Clarke-Pearson 1988, Biometrics 44:837). Both are paired:
+  the two runs score the *same* images, so their AUCs are strongly correlated, and a paired method is
+  far more sensitive than comparing two independent confidence intervals. DeLong is computed with the
+  O(n log n) mid-rank algorithm of Sun & Xu (2014, IEEE Signal Processing Letters 21:1389), exact with ties.
 * Ranking: :func:`rank_agreement` says how much the order of the images changed (AUROC only sees the
   order), and :func:`score_error` how far the raw scores moved.
 * Decisions: :func:`verdict_flips` applies the host's operating point to both runs and counts the
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,11 +35,15 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
-from bench.metrics.accuracy import _as_scores, _image_inputs, _nan_count, f1_max, pixel_auroc
+from bench.metrics.accuracy import _as_scores, _image_inputs, _nan_count, f1_max, image_auroc, pixel_auroc
 
 __all__ = [
+    "BOOTSTRAP_RESAMPLES",
     "DeLongResult",
+    "DriftInterval",
+    "auroc_difference_interval",
     "drift_summary",
+    "mean_interval",
     "paired_delong",
     "rank_agreement",
     "score_error",
@@ -46,6 +54,10 @@ __all__ = [
 # while ranking a full test set (tens of millions of pixels) would take seconds and gigabytes.
 MAX_SPEARMAN_PIXELS = 1_000_000
 _SUBSAMPLE_SEED = 0
+# 2000 resamples put the Monte Carlo error of a 2.5 % percentile at about 0.35 % in probability.
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+_BOOTSTRAP_CELLS = 1 << 23  # resample counts held at once (64 MiB of int64): bounds memory on huge sets
 
 
 @dataclass(frozen=True)
@@ -122,6 +134,140 @@ def paired_delong(labels: ArrayLike, scores_ref: ArrayLike, scores_dev: ArrayLik
     p_value = float(min(1.0, 2.0 * stats.norm.sf(abs(delta) / se)))
     half = float(stats.norm.isf(alpha / 2.0)) * se
     return DeLongResult(auc_ref, auc_dev, delta, delta - half, delta + half, p_value, se)
+
+
+@dataclass(frozen=True)
+class DriftInterval:
+    """The (1 - alpha) interval of ``AUC(dev) - AUC(ref)`` that the gates use (fractions, not points).
+
+    ``ci_low``/``ci_high`` are the reported interval: the bootstrap's (``boot_low``/``boot_high``) widened
+    to at least ``delta -+ floor``. ``replicates`` are the bootstrap deltas, kept to combine categories.
+    """
+
+    delta: float
+    ci_low: float
+    ci_high: float
+    boot_low: float
+    boot_high: float
+    floor: float  # the half-width one disagreeing image pair gives: no interval is narrower
+    images: int
+    alpha: float
+    replicates: NDArray[np.float64]
+
+
+def _resampled_pair_sums(positive: NDArray[np.bool_], scores: NDArray, counts_pos: NDArray, counts_neg: NDArray,
+                         ) -> NDArray[np.int64]:
+    """Twice the Mann-Whitney U of each resample, given as how often each image is drawn (one row each).
+
+    A drawn anomalous image counts the drawn normal images below it plus half the tied ones, so one
+    sort and a cumulative sum per resample replace the m x n pair kernel: O(B (m + n)) time and memory,
+    in integers, hence exact. The AUROC of a resample is the result over ``2 m n``.
+    """
+    pos, neg = scores[positive], scores[~positive]
+    order = np.argsort(neg, kind="stable")
+    neg_sorted = neg[order]
+    cum = np.zeros((counts_neg.shape[0], neg.size + 1), dtype=np.int64)
+    np.cumsum(counts_neg[:, order], axis=1, out=cum[:, 1:])
+    twice = (cum.take(np.searchsorted(neg_sorted, pos, side="left"), axis=1)
+             + cum.take(np.searchsorted(neg_sorted, pos, side="right"), axis=1))
+    return np.einsum("bi,bi->b", twice, counts_pos, dtype=np.int64)
+
+
+def _draw_counts(rng: np.random.Generator, size: int, k: int) -> NDArray[np.int64]:
+    """How often each of ``k`` images is drawn in ``size`` resamples of ``k`` draws with replacement."""
+    drawn = rng.integers(0, k, size=(size, k)) + (np.arange(size) * k)[:, None]
+    return np.bincount(drawn.ravel(), minlength=size * k).reshape(size, k)
+
+
+def _one_pair_quantile(m: int, n: int, level: float) -> int:
+    """The ``level`` quantile of how often one (anomalous, normal) pair is drawn in a stratified resample.
+
+    The pair is drawn ``A * N`` times with ``A ~ Binomial(m, 1/m)`` and ``N ~ Binomial(n, 1/n)``
+    independent; their exact joint law is enumerated (counts above 40 have probability below 1e-45).
+    """
+    a, b = np.arange(min(m, 40) + 1), np.arange(min(n, 40) + 1)
+    products = np.multiply.outer(a, b).ravel()
+    mass = np.multiply.outer(stats.binom.pmf(a, m, 1.0 / m), stats.binom.pmf(b, n, 1.0 / n)).ravel()
+    order = np.argsort(products, kind="stable")
+    cdf = np.cumsum(mass[order])
+    return int(products[order][min(np.searchsorted(cdf, level - 1e-12), cdf.size - 1)])
+
+
+def auroc_difference_interval(labels: ArrayLike, scores_ref: ArrayLike, scores_dev: ArrayLike, alpha: float = 0.05,
+                              resamples: int = BOOTSTRAP_RESAMPLES, seed: int | Sequence[int] = BOOTSTRAP_SEED,
+                              ) -> DriftInterval:
+    """Interval of ``AUC(dev) - AUC(ref)`` that stays honest where DeLong's variance vanishes.
+
+    Bootstrap: ``resamples`` resamples of the images with replacement, anomalous and normal images
+    drawn separately (stratified, so each keeps the observed class sizes), the same images for both
+    runs (paired); the interval is the ``alpha/2`` and ``1 - alpha/2`` percentiles of the resampled
+    differences, from a fixed ``seed`` so a record is reproducible.
+
+    Floor: a resample can only move the difference through image pairs the two runs order
+    differently. When none do (identical or monotonically related scores, both runs separating the
+    classes perfectly) every resample gives the same difference and the bootstrap collapses, as
+    DeLong's variance does, although a few images can never pin the difference down. The rule: the
+    interval always covers ``delta -+ floor``, where ``floor`` is the extent the bootstrap gives when
+    exactly one pair is ordered differently, ``q / (m n)`` with ``q`` the exact ``1 - alpha/2`` quantile
+    of that pair's resampled multiplicity (:func:`_one_pair_quantile`). So the interval is never
+    narrower than the sample's resolution, and one more disagreeing pair never narrows it: a gate
+    cannot reward a noisier device. For 3 normal and 4 anomalous images, both runs perfect, the
+    interval is [-33.3, +33.3] points; for 1,000 and 725 images with identical rankings about
+    +-0.001 points. An exact lower bound on each perfect run's AUROC (``(alpha/2) ** (1 / min(m, n))``,
+    from ``min(m, n)`` disjoint pairs) was not used: it ignores the pairing and, applied only at AUROC 1,
+    would judge an identical device inconclusive where a slightly noisier one passes.
+
+    Needs at least one image of each class (ValueError otherwise, and for NaN or mismatched inputs).
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"auroc_difference_interval: alpha must be in (0, 1), got {alpha}")
+    if resamples < 1:
+        raise ValueError(f"auroc_difference_interval: resamples must be at least 1, got {resamples}")
+    positive, ref = _image_inputs(labels, scores_ref, "auroc_difference_interval")
+    _, dev = _image_inputs(labels, scores_dev, "auroc_difference_interval")
+    m = int(np.count_nonzero(positive))
+    n = positive.size - m
+    ones_pos, ones_neg = np.ones((1, m), dtype=np.int64), np.ones((1, n), dtype=np.int64)
+    delta = float((_resampled_pair_sums(positive, dev, ones_pos, ones_neg)[0]
+                   - _resampled_pair_sums(positive, ref, ones_pos, ones_neg)[0]) / (2 * m * n))
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _BOOTSTRAP_CELLS // positive.size)
+    parts = []
+    for start in range(0, resamples, chunk):
+        size = min(chunk, resamples - start)
+        counts_pos, counts_neg = _draw_counts(rng, size, m), _draw_counts(rng, size, n)
+        parts.append((_resampled_pair_sums(positive, dev, counts_pos, counts_neg)
+                      - _resampled_pair_sums(positive, ref, counts_pos, counts_neg)) / (2 * m * n))
+    replicates = np.concatenate(parts)
+    floor = _one_pair_quantile(m, n, 1.0 - alpha / 2.0) / (m * n)
+    return _widened(delta, replicates, floor, positive.size, alpha)
+
+
+def _widened(delta: float, replicates: NDArray[np.float64], floor: float, images: int, alpha: float,
+             ) -> DriftInterval:
+    low, high = (float(v) for v in np.quantile(replicates, [alpha / 2.0, 1.0 - alpha / 2.0]))
+    return DriftInterval(delta, min(low, delta - floor), max(high, delta + floor), low, high, floor, images, alpha,
+                         replicates)
+
+
+def mean_interval(intervals: Sequence[DriftInterval]) -> DriftInterval:
+    """The interval of the mean difference over categories (the dataset figure the gates judge).
+
+    Categories hold disjoint images and are resampled independently (give each its own seed), so
+    the mean's bootstrap distribution is the resample-wise mean of theirs. Its floor is the coarsest
+    category's divided by the number of categories: one disagreeing pair there moves the mean that much.
+    """
+    if not intervals:
+        raise ValueError("mean_interval: no categories")
+    sizes = {item.replicates.size for item in intervals}
+    alphas = {item.alpha for item in intervals}
+    if len(sizes) != 1 or len(alphas) != 1:
+        raise ValueError("mean_interval: the categories need the same number of resamples and the same alpha")
+    k = len(intervals)
+    delta = float(np.mean([item.delta for item in intervals]))
+    replicates = np.mean(np.stack([item.replicates for item in intervals]), axis=0)
+    floor = max(item.floor for item in intervals) / k
+    return _widened(delta, replicates, floor, sum(item.images for item in intervals), alphas.pop())
 
 
 def _tied_pairs(values: NDArray) -> int:
@@ -247,36 +393,51 @@ def _pixel_level(maps_ref: ArrayLike, maps_dev: ArrayLike, masks: ArrayLike | No
 
 
 def drift_summary(labels: ArrayLike, scores_ref: ArrayLike, scores_dev: ArrayLike, maps_ref: ArrayLike | None = None,
-                  maps_dev: ArrayLike | None = None, masks: ArrayLike | None = None) -> dict[str, Any]:
+                  maps_dev: ArrayLike | None = None, masks: ArrayLike | None = None,
+                  interval: DriftInterval | None = None) -> dict[str, Any]:
     """All drift figures of one category as a JSON-ready dict: ``{"image": {...}, "pixel": {...} | None}``.
 
-    Image level: ``auroc_ref``/``auroc_dev`` (fractions); ``delta_points``, ``ci_low_points``,
-    ``ci_high_points`` and ``se_points`` (AUROC points, i.e. x100, 95 % CI from :func:`paired_delong`);
-    ``p_value``; ``spearman``, ``kendall``, ``flipped_pairs``; ``max_abs_error``, ``mean_abs_error``;
-    ``verdict_flips`` (int), ``verdict_flip_share`` and ``verdict_threshold``.
+    Image level: ``auroc_ref``/``auroc_dev`` (fractions); ``delta_points``, ``ci_low_points`` and
+    ``ci_high_points`` (AUROC points, i.e. x100: the 95 % interval of :func:`auroc_difference_interval`,
+    or ``interval`` when the caller computed it, e.g. with a seed of its own), ``ci_floor_points`` (the
+    narrowest half-width this sample allows) and ``ci_method``; the paired DeLong test's ``p_value``,
+    ``se_points``, ``delong_ci_low_points`` and ``delong_ci_high_points`` (all None when a class has
+    fewer than two images); ``spearman``, ``kendall``, ``flipped_pairs``; ``max_abs_error``,
+    ``mean_abs_error``; ``verdict_flips`` (int), ``verdict_flip_share`` and ``verdict_threshold``.
 
     Pixel level, only when maps are given for both runs (one map per image, same order as ``labels``):
     ``auroc_ref``, ``auroc_dev``, ``delta_points`` (None, with a ``note``, without masks or when the
     masks hold one class only); ``max_abs_error``, ``mean_abs_error`` over all pixels; ``spearman`` of
     the flattened maps on a fixed-seed subsample of at most ``MAX_SPEARMAN_PIXELS`` pixels and
-    ``spearman_pixels``, the number used. There is no DeLong test at pixel level on purpose: the
-    pixels of one image, and neighbouring pixels above all, are strongly dependent, so a test that
+    ``spearman_pixels``, the number used. There is no test or interval at pixel level on purpose: the
+    pixels of one image, and neighbouring pixels above all, are strongly dependent, so a method that
     treats them as independent samples would report absurdly small p-values.
     """
     if (maps_ref is None) != (maps_dev is None):
         raise ValueError("drift_summary: pixel drift needs the maps of both runs, got only one")
-    delong = paired_delong(labels, scores_ref, scores_dev)
+    honest = interval if interval is not None else auroc_difference_interval(labels, scores_ref, scores_dev)
+    positive, ref = _image_inputs(labels, scores_ref, "drift_summary")
+    dev = _image_inputs(labels, scores_dev, "drift_summary")[1]
+    m = int(np.count_nonzero(positive))
+    delong: dict[str, float | None] = dict.fromkeys(
+        ("p_value", "se_points", "delong_ci_low_points", "delong_ci_high_points"))
+    if min(m, positive.size - m) >= 2:  # DeLong's component variances need two images of each class
+        test = paired_delong(positive, ref, dev)
+        delong = {"p_value": test.p_value, "se_points": test.se * 100.0,
+                  "delong_ci_low_points": test.ci_low * 100.0, "delong_ci_high_points": test.ci_high * 100.0}
     ranks = rank_agreement(scores_ref, scores_dev)
     error = score_error(scores_ref, scores_dev)
     verdicts = verdict_flips(labels, scores_ref, scores_dev)
     image = {
-        "auroc_ref": delong.auc_ref,
-        "auroc_dev": delong.auc_dev,
-        "delta_points": delong.delta * 100.0,
-        "ci_low_points": delong.ci_low * 100.0,
-        "ci_high_points": delong.ci_high * 100.0,
-        "se_points": delong.se * 100.0,
-        "p_value": delong.p_value,
+        "auroc_ref": image_auroc(positive, ref),
+        "auroc_dev": image_auroc(positive, dev),
+        "delta_points": honest.delta * 100.0,
+        "ci_low_points": honest.ci_low * 100.0,
+        "ci_high_points": honest.ci_high * 100.0,
+        "ci_floor_points": honest.floor * 100.0,
+        "ci_method": f"paired bootstrap stratified by label, {honest.replicates.size} resamples, "
+                     f"floor of one disagreeing pair",
+        **delong,
         **ranks,
         "max_abs_error": error["max_abs"],
         "mean_abs_error": error["mean_abs"],

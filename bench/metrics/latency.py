@@ -6,6 +6,12 @@ include a link's round trips or frame pacing; or the device's profiler, whose ro
 timestamps. Percentiles come from that clock, and so does FPS: for host-clock rows it is timed
 inferences over the timed window, for device sources single-stream 1000 / mean device latency,
 since the host window would again include what the device clock leaves out.
+
+How certain and how stable the figures are comes beside them (``latency_stability``): 95 %
+distribution-free intervals for p50/p90/p99 from order statistics, the ranks chosen from the
+binomial distribution of how many inferences fall below the true percentile (as MLPerf LoadGen's
+early-stopping estimate does), the coefficient of variation, and drift between the first and the
+last third of the timed window.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 HOST_CLOCK = "host_clock"
 DEVICE_CLOCK = "device_clock"
@@ -23,6 +30,12 @@ FPS_BASIS = {
     DEVICE_CLOCK: "single stream: 1000 / mean device latency",
     DEVICE_PROFILER: "single stream: 1000 / mean device latency",
 }
+
+
+CONFIDENCE = 0.95
+QUANTILES = {"p50": 0.50, "p90": 0.90, "p99": 0.99}
+CV_LIMIT = 0.20  # a spread above this is flagged: the percentiles then depend on when the window fell
+DRIFT_LIMIT = 0.05  # a last-third median this far from the first third's, beyond both intervals, is drift
 
 
 def timed_rows(latency: pd.DataFrame, category: str, attempt: int | None) -> pd.DataFrame:
@@ -60,6 +73,78 @@ def _figures(values: np.ndarray) -> tuple[float | None, ...]:
     return float(p50), float(p90), float(p99), float(values.mean())
 
 
+def quantile_ranks(n: int, q: float, confidence: float = CONFIDENCE) -> tuple[int, int]:
+    """1-based ranks ``l``, ``u`` whose order statistics bound the ``q`` quantile with at least ``confidence``.
+
+    The count B of inferences below the true quantile is Binom(n, q), and x_(l) <= quantile < x_(u) exactly
+    when l <= B < u; each tail outside is held to (1 - confidence) / 2. ``l`` < 1 or ``u`` > n means that
+    side has no bound from ``n`` inferences (e.g. p99's upper side below 368).
+    """
+    tail = (1 - confidence) / 2
+    low = int(stats.binom.ppf(tail, n, q))
+    high = int(stats.binom.isf(tail, n, q)) + 1
+    return low, high
+
+
+def quantile_ci(values: np.ndarray, q: float, confidence: float = CONFIDENCE) -> list[float | None]:
+    """``[low, high]`` bounds of the ``q`` quantile of ``values``; None for a side ``len(values)`` cannot bound."""
+    n = len(values)
+    if n == 0:
+        return [None, None]
+    ordered = np.sort(values)
+    low, high = quantile_ranks(n, q, confidence)
+    return [float(ordered[low - 1]) if low >= 1 else None, float(ordered[high - 1]) if high <= n else None]
+
+
+def _drift(values: np.ndarray) -> dict[str, Any]:
+    """Median of the last third of the window against the first third's; ``drifting`` only when they differ by
+    more than ``DRIFT_LIMIT`` and their 95 % intervals are disjoint (noise alone rarely separates them)."""
+    third = len(values) // 3
+    first, last = values[:third], values[len(values) - third:]
+    empty = {"latency_drift_first_p50_ms": None, "latency_drift_last_p50_ms": None, "latency_drift_ratio": None}
+    if third == 0:
+        return {**empty, "latency_drift": "not assessed: no timed inferences"}
+    first_ci, last_ci = quantile_ci(first, 0.5), quantile_ci(last, 0.5)
+    a, b = float(np.median(first)), float(np.median(last))
+    ratio = b / a if a > 0 else None
+    figures = {"latency_drift_first_p50_ms": a, "latency_drift_last_p50_ms": b, "latency_drift_ratio": ratio}
+    if None in first_ci or None in last_ci or ratio is None:
+        return {**figures, "latency_drift": f"not assessed: {third} inferences per third bound no median"}
+    disjoint = first_ci[1] < last_ci[0] or last_ci[1] < first_ci[0]
+    if disjoint and abs(ratio - 1) > DRIFT_LIMIT:
+        return {**figures, "latency_drift": "drifting"}
+    return {**figures, "latency_drift": "no drift"}
+
+
+def latency_stability(values: np.ndarray) -> dict[str, Any]:
+    """Intervals of p50/p90/p99, coefficient of variation, drift and the verdict, from latencies in time order.
+
+    The verdict is ``stable`` or ``unstable: <reasons>``; a drift that cannot be assessed is no reason.
+    """
+    out: dict[str, Any] = {f"{name}_ci_ms": quantile_ci(values, q) for name, q in QUANTILES.items()}
+    cv = float(stats.variation(values, ddof=1)) if len(values) >= 2 and values.mean() > 0 else None
+    out["latency_cv"] = cv
+    out.update(_drift(values))
+    reasons = []
+    if cv is not None and cv > CV_LIMIT:
+        reasons.append(f"coefficient of variation {cv:.2f} > {CV_LIMIT:.2f}")
+    if out["latency_drift"] == "drifting":
+        change = (out["latency_drift_ratio"] - 1) * 100
+        reasons.append(f"median {change:+.1f} % from the first to the last third of the timed window")
+    if len(values) == 0:
+        out["latency_stability"] = None
+    else:
+        out["latency_stability"] = "unstable: " + "; ".join(reasons) if reasons else "stable"
+    return out
+
+
+def in_time_order(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows by start time where the host timed them; a profiler's rows keep the order it reported them in."""
+    if rows.empty or rows["t_start_ns"].isna().any():
+        return rows
+    return rows.sort_values("t_start_ns", kind="stable")
+
+
 def latency_summary(rows: pd.DataFrame) -> dict[str, Any]:
     """Percentiles, mean and FPS from the rows' authoritative clock, with the host and device figures beside.
 
@@ -71,7 +156,8 @@ def latency_summary(rows: pd.DataFrame) -> dict[str, Any]:
     window_s = None
     if source in (HOST_CLOCK, DEVICE_CLOCK):
         window_s = (int(rows["t_end_ns"].max()) - int(rows["t_start_ns"].min())) / 1e9
-    p50, p90, p99, mean = _figures(authoritative_ms(rows))
+    ordered = authoritative_ms(in_time_order(rows))
+    p50, p90, p99, mean = _figures(ordered)
     fps = None
     if source == HOST_CLOCK and window_s:
         fps = len(rows) / window_s
@@ -93,4 +179,5 @@ def latency_summary(rows: pd.DataFrame) -> dict[str, Any]:
         "host_mean_ms": host_mean,
         "device_p50_ms": device_p50,
         "device_mean_ms": device_mean,
+        **latency_stability(ordered),
     }

@@ -127,7 +127,20 @@ def summarize(
         mean[key] = float(np.mean(values)) if values and len(values) == len(categories) else None
     sources = {c["timing_source"] for c in categories.values()}
     mean["timing_source"] = sources.pop() if len(sources) == 1 else None
+    mean["latency_stability"] = _overall_stability(categories)
     return {"categories": categories, "mean": mean,
             "notes": {"mean": "unweighted mean over categories; null unless every category has the figure",
                       "latency": "p50/p90/p99/mean and fps from each category's timing_source: the host clock "
-                                 "around each call, else the device's own latency (device_ms)"}}
+                                 "around each call, else the device's own latency (device_ms)",
+                      "latency_stability": "p50/p90/p99 95 % intervals from order statistics (binomial ranks; "
+                                           "null: too few inferences for that side), coefficient of variation, "
+                                           "median of the last third of the timed window over the first's"}}
+
+
+def _overall_stability(categories: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """``stable`` when every timed category is, else which are not; None without timed categories."""
+    verdicts = {name: c.get("latency_stability") for name, c in categories.items()}
+    unstable = sorted(name for name, v in verdicts.items() if v is not None and v != "stable")
+    if unstable:
+        return f"unstable: {', '.join(unstable)}"
+    return "stable" if any(v is not None for v in verdicts.values()) else None

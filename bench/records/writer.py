@@ -89,7 +89,8 @@ def check_unlocked(run_dir: Path) -> None:
 
 
 class RunWriter:
-    """Owns one run folder; every row reaches the disk before the next inference starts.
+    """Owns one run folder; every row it is given reaches the disk before ``append`` returns. The measure step
+    hands latency rows over at most once a second and when a pass ends or fails, outside the timed inferences.
 
     It implements ``bench.records.sink.RecordSink``; the manifest is its own, changed only through
     its methods and read back through ``progress``.

@@ -2,7 +2,8 @@
 
 Device runs (emulated ones included, marked) pair with their reference run by ``bench.pairing``'s
 rule (a profile with ``role: reference``, or a run the user pins); drift comes from ``bench.comparison`` and
-each pair is judged by its own gate (``--max-drift``, else the model card's for the device).
+each pair is judged by its own gate (``--max-drift``, else the model card's for the device): within,
+exceeds, or inconclusive (``bench.comparison.judge``).
 Efficiency and trend tables use only real device runs: emulated timing is the host's.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.comparison import compare, exceeds, masks_for, resolve_gate
+from bench.comparison import compare, judge, masks_for, resolve_gate
 from bench.errors import BadInput
 from bench.pairing import pair_runs
 from bench.records import RunRecord
@@ -50,7 +51,7 @@ def collect(runs: list[RunRecord], max_drift: float | None, pinned: list[RunReco
             continue
         limit = resolve_gate(run.manifest, max_drift)
         report.drift.append({"ref": ref, "dev": run, "result": result, "gate": limit,
-                             "within_gate": not exceeds(result, limit)})
+                             "verdict": judge(result, limit)})
     report.published = published_rows(pairing.references, report.drift)
     listed = {id(r) for r in complete}
     for run in complete + [r for r in pinned if id(r) not in listed]:

@@ -17,6 +17,7 @@ def saturation_cell(warning: dict | None) -> str:
 
 
 def drift_frame(report: Report) -> pd.DataFrame:
+    """One row per category of each device run; the gate columns judge the run's mean over categories."""
     rows = []
     for item in report.drift:
         result = item["result"]
@@ -28,11 +29,13 @@ def drift_frame(report: Report) -> pd.DataFrame:
                 "emulated": result["device"]["emulated"], "category": category, "images": c["images"],
                 "host_image_auroc": img["auroc_ref"] * 100, "device_image_auroc": img["auroc_dev"] * 100,
                 "delta_points": img["delta_points"], "ci_low_points": img["ci_low_points"],
-                "ci_high_points": img["ci_high_points"], "p_value": img["p_value"], "spearman": img["spearman"],
+                "ci_high_points": img["ci_high_points"], "ci_floor_points": img["ci_floor_points"],
+                "p_value": img["p_value"], "spearman": img["spearman"],
                 "kendall": img["kendall"], "flipped_pairs": img["flipped_pairs"], "verdict_flips": img["verdict_flips"],
                 "pixel_delta_points": pix["delta_points"] if pix else None,
                 "score_saturation": saturation_cell(saturated.get(category)),
                 "gate_points": item["gate"].points, "gate_source": item["gate"].source,
+                "gate_verdict": item["verdict"].outcome, "images_to_decide": item["verdict"].images_needed,
                 "host_run": result["reference"]["run_id"], "device_run": result["device"]["run_id"],
             })
     return pd.DataFrame(rows)

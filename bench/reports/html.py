@@ -18,6 +18,7 @@ from bench import __version__
 from bench.comparison import quantization_info, saturation_text
 from bench.devices.base import TIMING_SOURCES
 from bench.errors import BadInput
+from bench.metrics.latency import CV_LIMIT, DRIFT_LIMIT
 from bench.records import RunRecord, load_run
 from bench.reports import plots
 from bench.reports.collect import Report, collect
@@ -30,6 +31,7 @@ ACCURACY_COLUMNS = [("image_auroc", "Image AUROC", 100), ("image_ap", "Image AP"
 LATENCY_COLUMNS = [("p50_ms", "p50 ms", 1), ("p90_ms", "p90 ms", 1), ("p99_ms", "p99 ms", 1),
                    ("mean_ms", "mean ms", 1), ("fps", "FPS", 1), ("timed_inferences", "timed", 1),
                    ("gmac_per_inference", "GMAC", 1)]
+LATENCY_CI_COLUMNS = [("p50_ci_ms", "p50 95% CI"), ("p90_ci_ms", "p90 95% CI"), ("p99_ci_ms", "p99 95% CI")]
 EFFICIENCY_COLUMNS = [("gmac_per_inference", "GMAC/inf", 1), ("p50_ms", "p50 ms", 1), ("p90_ms", "p90 ms", 1),
                       ("p99_ms", "p99 ms", 1), ("fps", "FPS", 1), ("avg_power_w", "avg W", 1),
                       ("energy_mj_per_inference", "mJ/inf", 1), ("gmac_per_j", "GMAC/J", 1),
@@ -45,6 +47,51 @@ def fmt(value: Any, scale: float = 1) -> str:
     if isinstance(value, int) and scale == 1:
         return str(value)
     return f"{float(value) * scale:.2f}"
+
+
+def interval(bounds: list[float | None] | None) -> str:
+    """A ``[low, high]`` interval of metrics.json, each side with ``fmt`` (n/a: no bound)."""
+    if not bounds:
+        return "n/a"
+    return f"[{fmt(bounds[0])}, {fmt(bounds[1])}]"
+
+
+def _spread(values: list[float], unit: str) -> str:
+    low, high = min(values), max(values)
+    return f"{low:.0f} {unit}" if low == high else f"{low:.0f}-{high:.0f} {unit}"
+
+
+def state_text(snapshot: dict[str, Any] | None) -> str:
+    """One line for a state snapshot (``progress.<category>.state``): power mode, clocks, hottest zone."""
+    if not snapshot:
+        return "not readable"
+    parts = []
+    for where, state in (("", snapshot.get("machine", {})), ("device ", snapshot.get("device", {}))):
+        jetson = state.get("jetson", {})
+        if jetson.get("power_mode"):
+            parts.append(f"{where}power mode {jetson['power_mode']}")
+        if state.get("cpu_freq_khz"):
+            governors = sorted(set(state.get("cpu_governor", {}).values()))
+            line = f"{where}CPU {_spread([v / 1000 for v in state['cpu_freq_khz'].values()], 'MHz')}"
+            parts.append(line + (f" ({', '.join(governors)})" if governors else ""))
+        parts.extend(f"{where}{name} {hz / 1e6:.0f} MHz" for name, hz in state.get("devfreq_hz", {}).items())
+        if jetson.get("emc_clock_hz"):
+            parts.append(f"{where}EMC {jetson['emc_clock_hz'] / 1e6:.0f} MHz")
+        if state.get("thermal_c"):
+            name, temp = max(state["thermal_c"].items(), key=lambda item: item[1])
+            parts.append(f"{where}hottest {name} {temp:.1f} °C")
+    return "; ".join(parts) or "not readable"
+
+
+def device_states(manifest: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Per category with a recorded state: the snapshots before and after its timed window, one line each."""
+    out = {}
+    for category, progress in sorted(manifest.get("progress", {}).items()):
+        state = progress.get("state")
+        if state is not None:
+            out[category] = {"before": state_text(state.get("before")),
+                             "after": state_text(state.get("after")) if "after" in state else "not recorded"}
+    return out
 
 
 def timing(source: str | None) -> str:
@@ -87,7 +134,8 @@ def _run_view(record: RunRecord) -> dict[str, Any]:
     return {"id": record.run_id, "status": record.status, "manifest": record.manifest, "metrics": metrics,
             "categories": sorted(metrics["categories"]), "power_png": plots.power_trace(record),
             "mask_convention": mask_convention(record.manifest) or "not recorded",
-            "int8": int8_provenance(record.manifest)}
+            "int8": int8_provenance(record.manifest), "states": device_states(record.manifest),
+            "timeline_png": plots.latency_timeline(record)}
 
 
 def _published_groups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -106,6 +154,7 @@ def render(report: Report, max_drift: float | None) -> str:
                       autoescape=select_autoescape(["html", "j2"]))
     env.filters["fmt"] = fmt
     env.filters["timing"] = timing
+    env.filters["interval"] = interval
     runs = report.runs
     manifests = [r.manifest for r in runs]
     drift_views = [{**item, "png": plots.roc_and_scatter(item["ref"], item["dev"]),
@@ -116,6 +165,7 @@ def render(report: Report, max_drift: float | None) -> str:
         trends=report.trends, max_drift=max_drift, published=_published_groups(report.published),
         timing_sources={r.run_id: (r.metrics or {}).get("mean", {}).get("timing_source") for r in runs},
         accuracy_columns=ACCURACY_COLUMNS, latency_columns=LATENCY_COLUMNS, efficiency_columns=EFFICIENCY_COLUMNS,
+        latency_ci_columns=LATENCY_CI_COLUMNS, cv_limit=CV_LIMIT, drift_limit_pct=f"{DRIFT_LIMIT * 100:g}",
         latency_png=plots.latency_cdf([r for r in runs if not r.manifest["device"].get("emulated")]),
         pareto_png=plots.pareto(report.efficiency), trend_png=plots.trend_plot(report.trends),
         devices=sorted({m["device"]["profile"] for m in manifests}),

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bench.metrics.latency import authoritative_ms, timed_rows
+from bench.metrics.latency import authoritative_ms, in_time_order, timed_rows
 from bench.pairing import pair_images
 from bench.records import RunRecord
 
@@ -76,6 +76,29 @@ def latency_cdf(runs: list[RunRecord]) -> str | None:
     ax.set(xlabel="latency per inference (ms, each run's timing source)", ylabel="share of timed inferences",
            title="latency CDF")
     ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def latency_timeline(run: RunRecord) -> str | None:
+    """Each category's timed latencies in the order they were taken, with the medians of the first and the last
+    third of the window (the drift the stability verdict reads)."""
+    progress = run.manifest.get("progress", {})
+    series = {c: authoritative_ms(in_time_order(timed_rows(run.latency, c, progress[c].get("timed_attempt"))))
+              for c in sorted(progress)}
+    series = {c: v for c, v in series.items() if len(v)}
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3))
+    for i, (category, values) in enumerate(list(series.items())[:MAX_ROC_CATEGORIES]):
+        color = f"C{i}"
+        ax.plot(np.arange(len(values)), values, ".", ms=2, color=color, label=category)
+        third = len(values) // 3
+        if third:
+            for lo, hi in ((0, third), (len(values) - third, len(values))):
+                ax.hlines(np.median(values[lo:hi]), lo, hi - 1, color=color, lw=2)
+    ax.set(xlabel="timed inference (in order)", ylabel="latency (ms)",
+           title=f"latency over the timed window, medians of first and last third: {run.run_id}")
+    ax.legend(fontsize=6, markerscale=4)
     return _png(fig)
 
 

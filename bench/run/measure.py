@@ -11,6 +11,12 @@ background threads, which on a CPU device would compete with the inference being
 Each category's latency rows name the session's timing source. A session timed by the device's
 profiler runs its own timed pass (``Session.device_timing``); its rows carry the profiler's figures
 and no timestamps, since the host timed nothing.
+
+Record-keeping stays off the timed path: between two inferences the harness only notes the two
+timestamps; rows are written to the sink at most once per ``FLUSH_INTERVAL_NS`` and when the pass
+ends or fails, so a killed run loses only the rows since the last flush (a resumed run times every
+category again anyway). The machine's clocks and temperatures (``bench.host_state``) and the
+device's own (``Device.state``) are recorded before and after each timed window.
 """
 
 from __future__ import annotations
@@ -27,12 +33,14 @@ from bench.data.samples import Sample
 from bench.data.stream import prefetch
 from bench.devices.base import Artifact, Device, ExportedModel, Session
 from bench.errors import BadInput, BenchError, DeviceFailure, cleanup
+from bench.host_state import machine_state
 from bench.models.postprocess import decode
 from bench.power import MeterUnavailable, PowerMeter, Sampler, max_failures, open_meter, rate_hz
 from bench.progress import bar
 from bench.records.sink import RecordSink
 
 TIMED_POOL = 64  # distinct inputs a separate timed pass cycles over
+FLUSH_INTERVAL_NS = 1_000_000_000  # latency rows reach the sink at least this often during a pass
 PROFILER = "device_profiler"
 
 SampleLibrary = Callable[[Sample], Loaded]  # a sample's preprocessed tensor and its hash, or why it has none
@@ -107,6 +115,8 @@ class _Category:
         self.category = job.category
         self.source = ""
         self._window: tuple[int, int] | None = None
+        self._pending: list[tuple[str, int, int, float | None]] = []  # (phase, start, end, device_ms) not yet written
+        self._flushed_ns = 0
 
     def run(self) -> None:
         artifact = self.job.artifact
@@ -122,16 +132,32 @@ class _Category:
                 if todo:
                     self._accuracy_pass(session, todo)
                 self.sink.set_progress(self.category, accuracy_done=True)
-                if self.source == PROFILER:
-                    self._profiled_pass(session, pool)
-                else:
-                    self._timed_pass(session, pool)
+                self._timed_window(session, pool)
                 self.sink.set_progress(self.category, timed_attempt=self.sink.attempt)
             finally:
                 with cleanup(f"recording the session audit of {self.category}"):
                     audit = session.audit()
                     if audit:
                         self.sink.set_progress(self.category, session=audit)
+
+    def _state(self) -> dict[str, Any]:
+        """The measuring machine's clocks and temperatures, and the device's where it is apart; only what
+        could be read."""
+        state = {"machine": machine_state(), "device": self.work.device.state()}
+        return {key: value for key, value in state.items() if value}
+
+    def _timed_window(self, session: Session, pool: list[np.ndarray]) -> None:
+        """The timed pass, with the state read just before and just after it (also when it fails)."""
+        before = self._state()
+        self.sink.set_progress(self.category, state={"before": before})
+        try:
+            if self.source == PROFILER:
+                self._profiled_pass(session, pool)
+            else:
+                self._timed_pass(session, pool)
+        finally:
+            with cleanup(f"recording the state after the timed pass of {self.category}"):
+                self.sink.set_progress(self.category, state={"before": before, "after": self._state()})
 
     def _failure(self, exc: Exception) -> DeviceFailure:
         return DeviceFailure(f"device '{self.work.device.profile.name}' failed during {self.category}: {exc}")
@@ -147,7 +173,17 @@ class _Category:
         end = now_ns()
         if phase == "timed":
             self._window = (self._window or (start, end))[0], end
-        self.sink.append("latency", [self._row(phase, start, end, (end - start) / 1e6, result.device_ms)])
+        self._pending.append((phase, start, end, result.device_ms))
+        if end - self._flushed_ns >= FLUSH_INTERVAL_NS:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write the buffered latency rows; the buffer is taken first, so a failed write is never repeated."""
+        rows, self._pending = self._pending, []
+        self._flushed_ns = now_ns()
+        if rows:
+            self.sink.append("latency", [self._row(phase, start, end, (end - start) / 1e6, device_ms)
+                                         for phase, start, end, device_ms in rows])
 
     def _row(self, phase: str, start: int | None, end: int | None, latency_ms: float,
              device_ms: float | None) -> dict[str, Any]:
@@ -169,8 +205,13 @@ class _Category:
         if not pool:
             raise BadInput(f"category '{self.category}': no readable image to run")
         if self.source != PROFILER:  # a device that times itself warms up inside its own profiling
-            for i in range(self.work.measurement.warmup):
-                self._infer(session, pool[i % len(pool)], "warmup")
+            self._flushed_ns = now_ns()
+            try:
+                for i in range(self.work.measurement.warmup):
+                    self._infer(session, pool[i % len(pool)], "warmup")
+            finally:
+                with cleanup(f"recording the warm-up rows of {self.category}"):
+                    self._flush()
         return pool
 
     def _accuracy_pass(self, session: Session, todo: list[Sample]) -> None:
@@ -223,6 +264,7 @@ class _Category:
         min_ns = int(m.min_duration_s * 1e9)
         count = 0
         self._window = None
+        self._flushed_ns = now_ns()
         sampler = None
         if self.meter is not None and m.min_count > 0:
             power = self.work.device.profile.power
@@ -236,6 +278,8 @@ class _Category:
                     if count <= m.min_count:
                         progress.update()
         finally:
+            with cleanup(f"recording the timed rows of {self.category}"):
+                self._flush()
             if sampler is not None:
                 with cleanup(f"recording the power samples of {self.category}"):
                     sampler.stop()

@@ -5,7 +5,8 @@ whether ``jetson_clocks`` has pinned the clocks, so both are captured into every
 manifest. Everything is read from files and commands that need no root where possible:
 ``/etc/nv_tegra_release``, ``nvpmodel -q``, ``dpkg-query`` and the devfreq/cpufreq sysfs
 nodes. The EMC rate lives in debugfs (root only); when it cannot be read the field is None
-with the reason, never a guess. ``root`` and ``run`` are injectable so tests use fake trees.
+with the reason, never a guess. ``jetson_state`` is the part that can change from one timed window to the
+next (power mode, EMC clock), recorded around each. ``root`` and ``run`` are injectable so tests use fake trees.
 """
 
 from __future__ import annotations
@@ -154,3 +155,20 @@ def jetson_environment(expected_mode: str | None = None, root: str | Path = "/",
         "emc_clock_source": emc_source,
         "warnings": warnings,
     }
+
+
+def jetson_state(root: str | Path = "/", run: Run = run_command) -> dict[str, Any]:
+    """What can change between two timed windows on a Jetson besides the clocks and temperatures every Linux
+    machine shows (``bench.host_state``): the nvpmodel power mode and the EMC (memory) clock; unreadable
+    fields are left out."""
+    out: dict[str, Any] = {}
+    query = run(["nvpmodel", "-q"])
+    mode, mode_id = parse_nvpmodel(query) if query else (None, None)
+    if mode is not None:
+        out["power_mode"] = mode
+    if mode_id is not None:
+        out["power_mode_id"] = mode_id
+    emc_hz, _ = emc_rate(Path(root))
+    if emc_hz is not None:
+        out["emc_clock_hz"] = emc_hz
+    return out

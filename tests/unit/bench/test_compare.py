@@ -1,4 +1,4 @@
-"""``bench compare``: pairing rules, the drift table, and the gate's exit code 3."""
+"""``bench compare``: pairing rules, the drift table, and the three-way gate (exit 3 exceeds, 4 inconclusive)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import yaml
 from support import paths
-from support.run_records import drift_of, make_run, swap_pairs
+from support.run_records import make_run
 
 from bench.cli import main
-from bench.comparison import compare
+from bench.comparison import EXCEEDS, INCONCLUSIVE, WITHIN, Gate, compare, images_to_decide, judge
 from bench.errors import BadInput
 from bench.pairing import pair_images
 from bench.records import load_run
@@ -111,28 +111,96 @@ def test_compare_unknown_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
 def test_gate_from_the_card_only_when_asked(tmp_path: Path, data: tuple, capsys: pytest.CaptureFixture) -> None:
     labels, scores = data
     gates = yaml.safe_load((REPO / "models" / "tinyglass.yaml").read_text())["drift_gate"]
-    pairs = 6  # 0.25 points with 60 good and 40 defective images: above 0.2, below the card's IMX500 gate
-    assert gates["default"] < -drift_of(scores, labels, pairs) < gates["imx500"]
+    # the same ranking as the host: the interval is the floor, 6 of the 2400 pairs (0.25 points; test_metrics_drift
+    # checks the quantile 6 by brute-force resampling): inside the card's IMX500 gate, straddling the default one
+    same = 2.0 * scores + 1.0
+    floor = 100 * 6 / 2400
+    assert gates["default"] < floor < gates["imx500"]
     ref = make_run(tmp_path, "ref", scores, labels)
-    imx = make_run(tmp_path, "imx", swap_pairs(scores, labels, pairs), labels, device="imx500")
-    jetson = make_run(tmp_path, "jet", swap_pairs(scores, labels, pairs), labels, device="jetson")
-    assert compare(ref, imx)["mean_delta_points"] == pytest.approx(drift_of(scores, labels, pairs))
+    imx = make_run(tmp_path, "imx", same, labels, device="imx500")
+    jetson = make_run(tmp_path, "jet", same, labels, device="jetson")
+    drift = compare(ref, imx)["dataset_drift"]
+    assert (drift["delta_points"], drift["ci_low_points"], drift["ci_high_points"]) == (0.0, -floor, floor)
     assert main(["compare", str(ref), str(imx), "--no-pixel"]) == 0  # no gate unless asked
     assert "gate" not in capsys.readouterr().out
     assert main(["compare", str(ref), str(imx), "--no-pixel", "--max-drift", "card"]) == 0
     assert f"within the {gates['imx500']:.2f}-point gate (card tinyglass, imx500)" in capsys.readouterr().out
-    assert main(["compare", str(ref), str(jetson), "--no-pixel", "--max-drift", "card"]) == 3
+    assert main(["compare", str(ref), str(jetson), "--no-pixel", "--max-drift", "card"]) == 4
     captured = capsys.readouterr()
-    assert f"EXCEEDS the {gates['default']:.2f}-point gate (card tinyglass, default)" in captured.out
-    assert "(card tinyglass, default)" in captured.err
-    assert main(["compare", str(ref), str(imx), "--no-pixel", "--max-drift", "0.2"]) == 3
+    assert f"inconclusive for the {gates['default']:.2f}-point gate (card tinyglass, default)" in captured.out
+    assert "(card tinyglass, default)" in captured.err and "images would decide" in captured.err
+    assert main(["compare", str(ref), str(imx), "--no-pixel", "--max-drift", "0.2"]) == 4
     assert "0.20-point gate (--max-drift)" in capsys.readouterr().err
     assert main(["compare", str(ref), str(imx), "--no-pixel", "--max-drift", "card", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["gate"] == {"points": gates["imx500"],
-                                                           "source": "card tinyglass, imx500", "exceeded": False}
+    assert json.loads(capsys.readouterr().out)["gate"] == {
+        "points": gates["imx500"], "source": "card tinyglass, imx500", "verdict": "within", "exceeded": False,
+        "ci_points": [-floor, floor], "images": 100, "images_needed": None}
     with pytest.raises(SystemExit) as bad:
         main(["compare", str(ref), str(imx), "--max-drift", "cards"])
     assert bad.value.code == 2 and "expected a number of points or 'card'" in capsys.readouterr().err
+
+
+def separated(normal: int, anomalous: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and scores that separate the classes perfectly (host AUROC 1)."""
+    return np.array([0] * normal + [1] * anomalous), np.r_[np.linspace(0, 1, normal), np.linspace(2, 3, anomalous)]
+
+
+def test_each_verdict_and_its_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # within: 400 + 400 images ranked alike; the one-pair floor is at most 40 of 160,000 pairs (Markov: the pair
+    # is drawn A * N times with E[A N] = 1, so P(A N >= 40) <= 1/40), 0.025 points, well inside 0.2
+    labels, scores = separated(400, 400)
+    ref = make_run(tmp_path, "ref", scores, labels)
+    same = make_run(tmp_path, "same", scores ** 3, labels, device="jetson")
+    result = compare(ref, same)
+    assert -0.025 <= result["dataset_drift"]["ci_low_points"] < 0 < result["dataset_drift"]["ci_high_points"] <= 0.025
+    assert judge(result, Gate(0.2, "test")).outcome == WITHIN
+    assert main(["compare", str(ref), str(same), "--no-pixel", "--max-drift", "0.2"]) == 0
+    assert "within the 0.20-point gate (--max-drift)" in capsys.readouterr().out
+    # exceeds: the device reverses the order, AUROC 0 in every resample: [-100 - floor, -100 + floor]
+    flipped = make_run(tmp_path, "flipped", -scores, labels, device="jetson")
+    result = compare(ref, flipped)
+    assert result["dataset_drift"]["delta_points"] == -100.0
+    assert result["dataset_drift"]["ci_high_points"] <= -100 + 0.025
+    assert judge(result, Gate(99.9, "test")).outcome == EXCEEDS
+    assert main(["compare", str(ref), str(flipped), "--no-pixel", "--max-drift", "0.2"]) == 3
+    captured = capsys.readouterr()
+    assert "EXCEEDS the 0.20-point gate (--max-drift)" in captured.out
+    assert "exceeds the 0.20-point gate (--max-drift)" in captured.err
+    # inconclusive: seven images, both runs perfect; one pair of 12 alone is 8.3 points, so the interval
+    # straddles 0.2 whatever the resampling
+    few_labels, few = separated(3, 4)
+    host = make_run(tmp_path / "few", "host", few, few_labels)
+    jetson = make_run(tmp_path / "few", "jetson", few + 0.01 * np.arange(7), few_labels, device="jetson")
+    result = compare(host, jetson)
+    drift = result["dataset_drift"]
+    assert drift["delta_points"] == 0.0 and drift["ci_low_points"] <= -100 / 12 and drift["ci_high_points"] >= 100 / 12
+    verdict = judge(result, Gate(0.2, "test"))
+    half = (drift["ci_high_points"] - drift["ci_low_points"]) / 2
+    assert verdict.outcome == INCONCLUSIVE and verdict.images_needed == int(np.ceil(7 * (half / 0.2) ** 2))
+    assert main(["compare", str(host), str(jetson), "--no-pixel", "--max-drift", "0.2"]) == 4
+    captured = capsys.readouterr()
+    assert "inconclusive for the 0.20-point gate (--max-drift)" in captured.out
+    assert f"about {verdict.images_needed:,} images would decide" in captured.out
+    assert "error: image AUROC drift +0.00 points" in captured.err and "straddles the 0.20-point gate" in captured.err
+
+
+def test_verdict_boundaries_and_images_to_decide() -> None:
+    def result(low: float, high: float, delta: float) -> dict:
+        return {"dataset_drift": {"delta_points": delta, "ci_low_points": low, "ci_high_points": high, "images": 100}}
+
+    limit = Gate(0.2, "test")
+    assert judge(result(-0.2, 0.2, 0.0), limit).outcome == WITHIN  # inside includes the limits
+    assert judge(result(0.21, 0.9, 0.5), limit).outcome == EXCEEDS
+    assert judge(result(-0.9, -0.21, -0.5), limit).outcome == EXCEEDS
+    assert judge(result(0.2, 0.9, 0.5), limit).outcome == INCONCLUSIVE  # touching the limit is not outside it
+    # straddling from inside: half-width 0.3 must shrink to 0.2 - 0.1 = 0.1, so 100 * (0.3 / 0.1)^2 = 900 images
+    verdict = judge(result(-0.2, 0.4, 0.1), limit)
+    assert verdict.outcome == INCONCLUSIVE and verdict.images_needed == 900
+    assert "about 900 images would decide (an estimate at the observed variance; 100 now)" in verdict.text()
+    # straddling from outside: half-width 0.5 to 0.4 - 0.2 = 0.2: 100 * 2.5^2 = 625
+    assert judge(result(-0.9, 0.1, -0.4), limit).images_needed == 625
+    assert images_to_decide(100, -0.5, 0.1, -0.2, 0.2) is None  # a drift on the limit: nothing decides
+    assert "no number of images would decide" in judge(result(-0.5, 0.1, -0.2), limit).text()
 
 
 def saturation(value: float, count: int, share: float, saturated: bool) -> dict:

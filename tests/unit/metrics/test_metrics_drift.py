@@ -13,7 +13,11 @@ from sklearn.metrics import roc_auc_score
 from bench.metrics.accuracy import f1_max, image_auroc, pixel_auroc
 from bench.metrics.drift import (
     DeLongResult,
+    _one_pair_quantile,
+    _resampled_pair_sums,
+    auroc_difference_interval,
     drift_summary,
+    mean_interval,
     paired_delong,
     rank_agreement,
     score_error,
@@ -235,8 +239,12 @@ def test_drift_summary_with_maps() -> None:
     delong = paired_delong(labels, scores_ref, scores_dev)
     assert image["auroc_ref"] == delong.auc_ref
     assert image["delta_points"] == pytest.approx(100 * delong.delta)
-    assert image["ci_low_points"] == pytest.approx(100 * delong.ci_low)
-    assert image["ci_high_points"] == pytest.approx(100 * delong.ci_high)
+    # both runs separate the 3 + 3 images perfectly: DeLong collapses to [0, 0], the reported interval does not
+    assert (delong.auc_ref, delong.auc_dev, delong.ci_low, delong.ci_high) == (1.0, 1.0, 0.0, 0.0)
+    assert (image["delong_ci_low_points"], image["delong_ci_high_points"]) == (0.0, 0.0)
+    honest = auroc_difference_interval(labels, scores_ref, scores_dev)
+    assert (image["ci_low_points"], image["ci_high_points"]) == (100 * honest.ci_low, 100 * honest.ci_high)
+    assert image["ci_low_points"] <= -100 / 9 and image["ci_high_points"] >= 100 / 9  # at least one pair of 9
     assert image["p_value"] == delong.p_value
     assert image["spearman"] == pytest.approx(stats.spearmanr(scores_ref, scores_dev).statistic)
     assert image["max_abs_error"] == pytest.approx(np.abs(scores_ref.astype(float) - scores_dev).max())
@@ -253,6 +261,7 @@ def test_drift_summary_with_maps() -> None:
     assert pixel["mean_abs_error"] == pytest.approx(diff.mean())
     assert pixel["spearman"] == pytest.approx(stats.spearmanr(maps_ref.ravel(), maps_dev.ravel()).statistic)
     assert pixel["spearman_pixels"] == maps_ref.size
+    assert image.pop("ci_method").startswith("paired bootstrap stratified by label, 2000 resamples")
     for value in [*image.values(), *pixel.values()]:
         assert type(value) in (float, int)
 
@@ -279,3 +288,160 @@ def test_drift_summary_subsamples_large_maps_deterministically(monkeypatch: pyte
     assert first["spearman_pixels"] == 100
     assert first["spearman"] == second["spearman"]
     assert 0.5 < first["spearman"] <= 1.0
+
+
+# --- the interval the gates use: paired stratified bootstrap with a one-pair floor --------------------------
+
+
+def _one_pair_simulated(m: int, n: int, draws: int = 400_000) -> int:
+    """The 97.5 % quantile of how often one fixed (anomalous, normal) pair is drawn, by brute-force resampling."""
+    rng = np.random.default_rng(123)
+    hits_pos = (rng.integers(0, m, size=(draws, m)) == 0).sum(axis=1)
+    hits_neg = (rng.integers(0, n, size=(draws, n)) == 0).sum(axis=1)
+    return int(np.quantile(hits_pos * hits_neg, 0.975, method="inverted_cdf"))
+
+
+@pytest.mark.parametrize(("m", "n"), [(4, 3), (20, 20), (40, 60), (63, 20)])
+def test_one_pair_quantile_matches_brute_force_resampling(m: int, n: int) -> None:
+    assert _one_pair_quantile(m, n, 0.975) == _one_pair_simulated(m, n)
+
+
+def test_one_pair_quantile_of_a_single_image_class_is_a_binomial_quantile() -> None:
+    # one anomalous image is drawn exactly once in every resample: the pair count is Binomial(n, 1/n)
+    for n in (2, 5, 30, 500):
+        assert _one_pair_quantile(1, n, 0.975) == int(stats.binom.ppf(0.975, n, 1 / n))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_resampled_aurocs_match_sklearn_on_repeated_images(seed: int) -> None:
+    labels, ref, _ = _random_pair(seed)  # rounded scores: ties within and across classes
+    positive = labels.astype(bool)
+    m, n = int(positive.sum()), int((~positive).sum())
+    rng = np.random.default_rng(seed)
+    counts_pos = rng.multinomial(m, np.full(m, 1 / m), size=5)
+    counts_neg = rng.multinomial(n, np.full(n, 1 / n), size=5)
+    twice_u = _resampled_pair_sums(positive, ref, counts_pos, counts_neg)
+    for row in range(5):
+        weights = np.zeros(labels.size, dtype=int)
+        weights[positive], weights[~positive] = counts_pos[row], counts_neg[row]
+        expected = roc_auc_score(np.repeat(labels, weights), np.repeat(ref, weights))
+        assert twice_u[row] / (2 * m * n) == pytest.approx(expected, abs=TOL)
+
+
+def test_both_runs_perfect_on_seven_images_is_not_a_narrow_interval() -> None:
+    # EdgeZSAD host vs emulated Jetson on 7 images, both at AUROC 100: DeLong printed [+0.00, +0.00].
+    labels = np.array([0, 0, 0, 1, 1, 1, 1])
+    ref = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9, 1.0])
+    dev = np.array([0.2, 0.1, 0.35, 0.9, 0.75, 0.8, 0.95])
+    assert paired_delong(labels, ref, dev).ci_high == 0.0
+    result = auroc_difference_interval(labels, ref, dev)
+    assert result.delta == 0.0 and result.boot_low == result.boot_high == 0.0 and result.images == 7
+    # one pair of 12 is 8.3 points; the pair is drawn A * N times, A ~ Bin(4, 1/4), N ~ Bin(3, 1/3):
+    # P(A N >= 6) = P(A >= 3) P(N >= 2) + P(A >= 2) P(N >= 3) - P(A >= 3) P(N >= 3) = 0.021 <= 0.025 and
+    # A N = 5 is impossible, while P(A N >= 4) > P(A >= 2) P(N >= 2) = 0.068: the quantile is 4, 4/12 of AUROC
+    assert (result.ci_low, result.ci_high) == pytest.approx((-4 / 12, 4 / 12), abs=1e-15)
+    assert result.ci_low < -0.002 and result.ci_high > 0.002  # not inside +-0.2 points
+
+
+def test_identical_rankings_get_the_floor_and_nothing_narrower() -> None:
+    labels, ref, _ = _random_pair(3)
+    positive = labels.astype(bool)
+    m, n = int(positive.sum()), int((~positive).sum())
+    for dev in (ref.copy(), ref * 2.0 + 5.0):
+        result = auroc_difference_interval(labels, ref, dev)
+        assert result.delta == 0.0 and np.all(result.replicates == 0.0)
+        assert result.floor == _one_pair_simulated(m, n) / (m * n)
+        assert (result.ci_low, result.ci_high) == (-result.floor, result.floor)
+    # one pair ordered differently: the device swaps the lowest anomalous image with the normal just below it
+    ranked = np.argsort(ref, kind="stable")
+    one = ref.astype(float).copy()
+    low = int(np.flatnonzero(positive[ranked])[0])
+    below = [i for i in ranked[:low] if not positive[i]]
+    if below and not np.any(ref[~positive] == ref[ranked[low]]):
+        one[ranked[low]] = ref[below[-1]] - 1e-9
+        flipped = auroc_difference_interval(labels, ref, one)
+        assert flipped.delta < 0
+        assert flipped.ci_high - flipped.ci_low >= 2 * result.floor - 1e-15  # never narrower for more noise
+
+
+def test_one_class_tiny() -> None:
+    rng = np.random.default_rng(5)
+    labels = np.array([1] + [0] * 30)
+    ref = np.r_[2.0, rng.normal(size=30)]
+    dev = ref.copy()
+    dev[1 + np.argsort(ref[1:])[-3:]] = 5.0  # the three highest normal images rise above the anomalous one
+    with pytest.raises(ValueError, match="at least two"):
+        paired_delong(labels, ref, dev)
+    result = auroc_difference_interval(labels, ref, dev)
+    expected = roc_auc_score(labels, dev) - roc_auc_score(labels, ref)
+    assert result.delta == pytest.approx(expected, abs=TOL) and result.delta < 0
+    # with one anomalous image every resample keeps it once: the difference is -(draws of the three) / 30,
+    # the draws of three of 30 images are Binomial(30, 1/10)
+    assert result.boot_low == pytest.approx(-stats.binom.ppf(0.975, 30, 0.1) / 30, abs=1 / 30 + 1e-12)
+    assert result.boot_high == pytest.approx(-stats.binom.ppf(0.025, 30, 0.1) / 30, abs=1 / 30 + 1e-12)
+    assert result.floor == stats.binom.ppf(0.975, 30, 1 / 30) / 30
+    summary = drift_summary(labels, ref, dev)["image"]
+    assert summary["p_value"] is None and summary["se_points"] is None
+    assert summary["ci_low_points"] == pytest.approx(100 * result.ci_low)
+
+
+def test_ties() -> None:
+    labels = np.array([0] * 8 + [1] * 8)
+    flat = np.ones(16)
+    result = auroc_difference_interval(labels, flat, flat)  # AUROC 0.5 both, every pair tied
+    assert result.delta == 0.0 and (result.ci_low, result.ci_high) == (-result.floor, result.floor)
+    ref = np.r_[np.arange(8.0), np.arange(8.0) + 10]
+    dev = ref.copy()
+    dev[8] = dev[7]  # the lowest anomalous image now ties the highest normal one: half a pair lost
+    tied = auroc_difference_interval(labels, ref, dev)
+    assert tied.delta == -0.5 / 64
+    assert tied.ci_low <= tied.delta - tied.floor and tied.ci_high >= tied.delta + tied.floor
+    assert tied.replicates.max() == 0.0 and tied.replicates.min() < 0.0
+
+
+def test_bootstrap_agrees_with_delong_and_a_brute_force_bootstrap_on_a_large_sample() -> None:
+    rng = np.random.default_rng(21)
+    labels = (np.arange(1725) < 725).astype(int)
+    ref = rng.normal(size=labels.size) + 1.0 * labels
+    dev = ref + rng.normal(scale=0.1, size=labels.size)
+    result = auroc_difference_interval(labels, ref, dev)
+    _, _, se, _ = _reference_delong(labels, ref, dev)
+    half = (result.ci_high - result.ci_low) / 2
+    assert half == pytest.approx(stats.norm.ppf(0.975) * se, rel=0.1)
+    # an independent bootstrap: sklearn on explicitly resampled images, 250 resamples of each class
+    pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    brute = []
+    for _ in range(250):
+        idx = np.r_[rng.choice(pos, pos.size), rng.choice(neg, neg.size)]
+        brute.append(roc_auc_score(labels[idx], dev[idx]) - roc_auc_score(labels[idx], ref[idx]))
+    assert np.std(result.replicates) == pytest.approx(np.std(brute), rel=0.2)
+    assert auroc_difference_interval(labels, ref, dev).ci_low == result.ci_low  # fixed seed: reproducible
+
+
+def test_mean_interval_over_categories() -> None:
+    labels = np.array([0] * 30 + [1] * 20)
+    scores = np.r_[np.linspace(0, 1, 30), np.linspace(2, 3, 20)]
+    same = auroc_difference_interval(labels, scores, scores, seed=1)
+    reversed_ = auroc_difference_interval(labels, scores, -scores, seed=2)  # AUROC 1 -> 0 in every resample
+    assert reversed_.delta == -1.0 and np.all(reversed_.replicates == -1.0)
+    mean = mean_interval([same, reversed_])
+    assert mean.delta == -0.5 and mean.images == 100 and np.all(mean.replicates == -0.5)
+    assert mean.floor == max(same.floor, reversed_.floor) / 2
+    assert (mean.ci_low, mean.ci_high) == (-0.5 - mean.floor, -0.5 + mean.floor)
+    only = mean_interval([reversed_])
+    assert (only.ci_low, only.ci_high, only.floor) == (reversed_.ci_low, reversed_.ci_high, reversed_.floor)
+    with pytest.raises(ValueError, match="no categories"):
+        mean_interval([])
+    with pytest.raises(ValueError, match="same number of resamples"):
+        mean_interval([same, auroc_difference_interval(labels, scores, scores, resamples=10)])
+
+
+def test_interval_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="normal and anomalous"):
+        auroc_difference_interval([1, 1, 1], [0.1, 0.2, 0.3], [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="alpha"):
+        auroc_difference_interval([0, 1], [0.1, 0.2], [0.1, 0.2], alpha=0.0)
+    with pytest.raises(ValueError, match="resamples"):
+        auroc_difference_interval([0, 1], [0.1, 0.2], [0.1, 0.2], resamples=0)
+    with pytest.raises(ValueError, match="NaN"):
+        auroc_difference_interval([0, 1], [0.1, np.nan], [0.1, 0.2])
