@@ -10,6 +10,7 @@ host CPU's, not the device's.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,9 @@ class EmulatedDevice(HostDevice):
         return self.numerics.session_options()
 
     def _open(self, artifact: Artifact) -> Session:
-        return self.numerics.session(super()._open(artifact), artifact)
+        with tempfile.TemporaryDirectory(prefix="emulation-") as tmp:
+            inner = super()._open(self.numerics.runnable(artifact, Path(tmp)))
+        return self.numerics.session(inner, artifact)
 
     def environment(self) -> dict[str, Any]:
         env = super().environment()

@@ -53,6 +53,11 @@ class Numerics(ABC):
         """ONNX Runtime options the graph needs (custom op libraries)."""
         return ort.SessionOptions()
 
+    def runnable(self, artifact: Artifact, workdir: Path) -> Artifact:
+        """The artifact ONNX Runtime opens: the compiled one, or a conversion of it written under ``workdir``
+        (removed once the session has loaded it)."""
+        return artifact
+
     def session(self, inner: Session, artifact: Artifact) -> Session:
         """The session the runner uses, around the host's session of the artifact (e.g. mapping its inputs)."""
         return inner

@@ -262,8 +262,9 @@ def quantize_exported(exported: ExportedModel, workdir: Path, count: int, device
                                output_names=tuple(exported.output_names), calibration=exported.calibration)
 
 
-def ort_session(onnx_path: Path, threads: int | None = None) -> Any:
-    """An ONNX Runtime CPU session with the mct_quantizers custom ops registered (needed for MCTQ models)."""
+def ort_session(onnx_path: Path, threads: int | None = None, *, basic: bool = False) -> Any:
+    """An ONNX Runtime CPU session with the mct_quantizers custom ops registered (needed for MCTQ models);
+    ``basic``: basic graph optimisation only, as the emulation runs."""
     _require_mct_quantizers()
     import mct_quantizers
     import onnxruntime as ort
@@ -275,6 +276,8 @@ def ort_session(onnx_path: Path, threads: int | None = None) -> Any:
             f"ONNX Runtime cannot load the mct_quantizers custom ops ({_one_line(exc)}); {INSTALL_HINT}") from exc
     if threads is not None:
         options.intra_op_num_threads = threads
+    if basic:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     try:
         return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:

@@ -52,6 +52,14 @@ def test_emulated_run_is_marked_and_compares(small_demo: dict, reference: Path, 
         assert quantization["representative_images"] == 12
         assert quantization["calibration"]["mode"] == "train-synthetic"
         assert quantization["bit_widths"] == {"activation": [8], "weights": [8]}
+        # the artifact is the MCTQ ONNX the converter receives; the run converted it to standard Q/DQ
+        assert entry["artifact_sha256"] == entry["artifact_details"]["mctq_onnx_sha256"]
+        qdq = entry["artifact_details"]["qdq"]
+        assert sum(qdq["replaced_nodes"].values()) == sum(quantization["quantizer_nodes"].values())
+        # agreement with MCT's own graph on 8 representative images (4 normal, 4 synthetic anomalies)
+        agree = qdq["agreement"]
+        assert agree["images"] == 8 and agree["max_abs_difference"]["score"] <= 1 / 256
+        assert abs(agree["image_auroc"]["qdq"] - agree["image_auroc"]["mctq"]) <= 0.0625  # one pair of 4 x 4
     else:
         assert entry["artifact_details"]["policy"] == f"{'tensorrt' if device == 'jetson' else 'qnn_gpu'}_fp16"
     assert record.metrics["categories"]["washer"]["p50_ms"] is None

@@ -221,3 +221,129 @@ def test_output_rail_is_where_a_saturated_output_sits(tmp_path: Path) -> None:
     session = ort_session(report.onnx_path)
     bright = [session.run(["score"], {"image": np.full((1, 3, 16, 16), v, np.float32)})[0][0] for v in (0.8, 0.9)]
     assert bright[0] == bright[1] == np.float32(rail)
+
+
+# --- INT8 emulation through standard Q/DQ (issue 19): MCT's own graph is the reference ---
+
+
+def custom_graph(nodes: list, inits: list, out_shape: list[int], in_shape: list[int] | None = None) -> onnx.ModelProto:
+    """A graph of mct_quantizers nodes on one input ``x`` (default [1, 4, 6, 6]), as MCTQ exports them (opset 20)."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                         in_shape or [1, 4, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20),
+                                                   helper.make_opsetid("mct_quantizers", 1)])
+
+
+def act_node(inp: str, out: str, threshold: float, signed: int, bits: int) -> onnx.NodeProto:
+    from onnx import helper
+
+    return helper.make_node("ActivationPOTQuantizer", [inp], [out], domain="mct_quantizers", threshold=threshold,
+                            signed=signed, num_bits=bits)
+
+
+def run_both(model: onnx.ModelProto, tmp_path: Path, x: np.ndarray) -> tuple[list, list]:
+    from bench.devices.imx500.emulation import mctq_session, qdq_session
+
+    path = tmp_path / "g.onnx"
+    onnx.save(model, str(path))
+    return mctq_session(path, 1).run(None, {"x": x}), qdq_session(model, 1).run(None, {"x": x})
+
+
+@pytest.mark.parametrize(("threshold", "signed", "bits"), [(1.0, 0, 8), (2.0, 1, 8), (0.5, 1, 4), (4.0, 0, 3)])
+def test_activation_quantizer_as_qdq_equals_mct_on_ties_and_rails(tmp_path: Path, threshold: float, signed: int,
+                                                                  bits: int) -> None:
+    """Every rounding tie (k + 1/2 steps), values far past both rails and random values: bit-identical."""
+    step = threshold / 2 ** (bits - signed)
+    levels = np.arange(-2 ** bits, 2 ** bits) * step
+    ties = levels + 0.5 * step
+    rng = np.random.default_rng(3)
+    x = np.concatenate([levels, ties, [-10 * threshold, 10 * threshold, threshold, -threshold, threshold - step / 2],
+                        rng.uniform(-1.5 * threshold, 1.5 * threshold, 1000)]).astype(np.float32)
+    shape = [1, 1, 1, x.size]
+    model = custom_graph([act_node("x", "y", threshold, signed, bits)], [], shape, shape)
+    (want,), (got,) = run_both(model, tmp_path, x.reshape(shape))
+    np.testing.assert_array_equal(got, want)
+    assert len(np.unique(got)) == 2 ** bits  # every level is reached, rails included
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_weight_quantizer_as_int8_dequantize_equals_mct(tmp_path: Path, per_channel: bool) -> None:
+    """Per-channel (axis 0, non-power-of-two thresholds below the largest weight, so some clip) and per-tensor."""
+    from onnx import helper, numpy_helper
+
+    from bench.devices.imx500.emulation import mctq_to_qdq
+
+    rng = np.random.default_rng(4)
+    weight = rng.normal(0, 0.3, (5, 4, 3, 3)).astype(np.float32)
+    threshold = (np.abs(weight).reshape(5, -1).max(1) * 0.8 if per_channel else
+                 np.array([0.5])).astype(np.float32)
+    nodes = [
+        helper.make_node("Constant", [], ["t"], value=numpy_helper.from_array(threshold)),
+        helper.make_node("WeightsSymmetricQuantizer", ["w", "t"], ["wq"], domain="mct_quantizers", num_bits=8,
+                         per_channel=int(per_channel), channel_axis=0, signed=1),
+        helper.make_node("Conv", ["x", "wq"], ["c"], pads=[1, 1, 1, 1]),
+        act_node("c", "y", 4.0, 1, 8),
+    ]
+    model = custom_graph(nodes, [numpy_helper.from_array(weight, "w")], [1, 5, 6, 6])
+    x = rng.normal(0, 1, (1, 4, 6, 6)).astype(np.float32)
+    (want,), (got,) = run_both(model, tmp_path, x)
+    np.testing.assert_array_equal(got, want)
+    converted, replaced = mctq_to_qdq(model)
+    assert replaced == {"ActivationPOTQuantizer": 1, "WeightsSymmetricQuantizer": 1}
+    assert not any(n.domain == "mct_quantizers" for n in converted.graph.node)
+    assert {o.domain for o in converted.opset_import} == {""}
+    ints = {i.name: numpy_helper.to_array(i) for i in converted.graph.initializer}
+    q = ints["wq__int"]
+    assert q.dtype == np.int8 and q.min() == -128 and q.max() == 127  # some weights clip at both rails
+    assert "w" not in ints  # the float weights are gone
+
+
+def test_unknown_quantizer_is_a_one_line_error() -> None:
+    from onnx import helper
+
+    from bench.devices.imx500.emulation import mctq_to_qdq
+
+    node = helper.make_node("ActivationUniformQuantizer", ["x"], ["y"], domain="mct_quantizers", num_bits=8,
+                            min_range=-1.0, max_range=1.0)
+    with pytest.raises(BadInput, match=r"ActivationUniformQuantizer.*not supported") as info:
+        mctq_to_qdq(custom_graph([node], [], [1, 4, 6, 6]))
+    assert "\n" not in str(info.value)
+
+
+def test_qdq_emulation_agrees_with_mct_on_small_nets(quantized: dict, tmp_path: Path) -> None:
+    """Exported MCTQ models of real PTQ runs: the Q/DQ graph gives MCT's outputs within one output step (the
+    sigmoid's 1/256), and the image AUROC of both agrees with scikit-learn's on MCT's own scores."""
+    from sklearn.metrics import roc_auc_score
+
+    from bench.devices.imx500.emulation import agreement, mctq_session, qdq_session
+
+    rng = np.random.default_rng(6)
+
+    def noisy(level: float) -> np.ndarray:
+        return np.clip(level + rng.normal(0, 0.25, (1, 3, 16, 16)), 0, 1).astype(np.float32)
+
+    torch.manual_seed(0)
+    bright = quantize_for_imx500(Brightness().eval(), [noisy(v) for v in np.linspace(0.1, 0.9, 8)], tmp_path)
+    levels = [0.35, 0.65, 0.4, 0.6, 0.45, 0.55, 0.5, 0.5, 0.3, 0.7]
+    cases = [(quantized["report"].onnx_path, quantized["test_images"] + images(4, 32, seed=9), [0, 1] * 4),
+             (bright.onnx_path, [noisy(v) for v in levels], [int(v > 0.5) for v in levels[:6]] + [0, 1, 0, 1])]
+    step = 1 / 256
+    for path, test_images, labels in cases:
+        reference, fast = mctq_session(path, 1), qdq_session(onnx.load(str(path)), 1)
+        want = [reference.run(["score", "patch_scores"], {"image": image}) for image in test_images]
+        got = [fast.run(["score", "patch_scores"], {"image": image}) for image in test_images]
+        worst = max(float(np.abs(w - g).max()) for pair_w, pair_g in zip(want, got, strict=True)
+                    for w, g in zip(pair_w, pair_g, strict=True))
+        assert worst <= step
+        result = agreement(path, test_images, labels, threads=1)
+        assert result["images"] == len(test_images)
+        assert result["max_abs_difference"]["score"] == pytest.approx(max(
+            abs(float(w[0][0]) - float(g[0][0])) for w, g in zip(want, got, strict=True)), abs=1e-12)
+        mct_auroc = roc_auc_score(labels, [float(w[0][0]) for w in want])
+        assert result["image_auroc"]["mctq"] == pytest.approx(mct_auroc, abs=1e-12)
+        assert result["image_auroc"]["qdq"] == pytest.approx(roc_auc_score(labels, [float(g[0][0]) for g in got]),
+                                                             abs=1e-12)
+    assert 0.5 < mct_auroc < 1.0  # the brightness net ranks its images, imperfectly: the AUROC is informative
