@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from bench.errors import BadInput
+from bench.models.exported import graph_constants, load_graph
 
 # anomalib 2.7.0 data/dataclasses/torch/base.py InferenceBatch, in field order
 _FIELDS = ("pred_score", "pred_label", "anomaly_map", "pred_mask")
@@ -52,16 +53,9 @@ def recognise(onnx_path: Path) -> dict[str, Any] | None:
 
 
 def _load(path: Path) -> Any:
-    try:
-        import onnx
-    except ImportError as exc:
-        raise BadInput("reading an exported model needs the onnx package: pip install -e '.[export]'") from exc
     if not path.is_file():
         raise BadInput(f"{path}: no such ONNX file")
-    try:
-        return onnx.load(str(path), load_external_data=False)  # the weights (model.onnx.data) are not needed here
-    except Exception as exc:  # protobuf raises DecodeError and others for a file that is not ONNX
-        raise BadInput(f"{path}: not a readable ONNX model") from exc
+    return load_graph(path)  # without the weights (model.onnx.data): not needed here
 
 
 def _dims(value: Any) -> list[int | str]:
@@ -70,14 +64,7 @@ def _dims(value: Any) -> list[int | str]:
 
 def _constants(graph: Any) -> dict[str, np.ndarray]:
     """Small initializers and Constant nodes by name (the folded thresholds, flags and sizes)."""
-    from onnx import numpy_helper
-
-    found = {init.name: numpy_helper.to_array(init) for init in graph.initializer
-             if not init.external_data and int(np.prod(init.dims, dtype=np.int64)) <= 16}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            found[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    return found
+    return graph_constants(graph, max_elements=16)
 
 
 def _in_graph_resize(graph: Any, constants: dict[str, np.ndarray]) -> list[int] | None:

@@ -232,15 +232,16 @@ def pinnable(facts: GraphFacts, input_shape: tuple[int, ...]) -> bool:
     return all(not isinstance(d, int) or d == want for d, want in zip(facts.input_shape, input_shape, strict=True))
 
 
-def prepared_graph(model: Any, path: Path, facts: GraphFacts, input_shape: tuple[int, ...], root: Path) -> Path:
+def prepared_graph(path: Path, facts: GraphFacts, input_shape: tuple[int, ...], root: Path, data_files: list[Path],
+                   sha256: str) -> Path:
     """The graph every device is given: the user's file itself when it is self-contained with a static input,
     else a copy in the cache with the weights inside and the dynamic input dimensions pinned to the recipe's
-    (devices compile fixed shapes). The record keeps the user's file and its sha256 as the checkpoint."""
-    data_files = external_files(model, path)
+    (devices compile fixed shapes), keyed by ``sha256`` (``export_sha256`` of the file and its ``data_files``).
+    The record keeps the user's file and that sha256 as the checkpoint."""
     if not data_files and facts.static_input:
         return path
     onnx = _onnx()
-    key = hashlib.sha256(f"{export_sha256(path, data_files)}:{list(input_shape)}".encode()).hexdigest()[:24]
+    key = hashlib.sha256(f"{sha256}:{list(input_shape)}".encode()).hexdigest()[:24]
     target = root / key / "model.onnx"
     if target.is_file():
         return target
@@ -281,17 +282,25 @@ def check_graph(card: Any, facts: GraphFacts, input_shape: tuple[int, ...]) -> t
     return tuple(named)
 
 
-def normalises_input(model: Any, facts: GraphFacts) -> bool:
-    """Whether the graph subtracts ImageNet's mean or divides by its std (or multiplies by 1/std) within a few
-    shape-only steps of its input: a graph with its preprocessing inside."""
+def graph_constants(graph: Any, max_elements: int | None = None) -> dict[str, np.ndarray]:
+    """Initializers stored in the file (up to ``max_elements`` values each) and Constant nodes' values, by name:
+    what a graph's folded thresholds, sizes and normalisation constants are read from."""
     onnx = _onnx()
-    constants = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer
-                 if init.data_location != onnx.TensorProto.EXTERNAL}
-    for node in model.graph.node:
+    found = {init.name: onnx.numpy_helper.to_array(init) for init in graph.initializer
+             if init.data_location != onnx.TensorProto.EXTERNAL
+             and (max_elements is None or int(np.prod(init.dims, dtype=np.int64)) <= max_elements)}
+    for node in graph.node:
         if node.op_type == "Constant":
             for attr in node.attribute:
                 if attr.name == "value":
-                    constants[node.output[0]] = onnx.numpy_helper.to_array(attr.t)
+                    found[node.output[0]] = onnx.numpy_helper.to_array(attr.t)
+    return found
+
+
+def normalises_input(model: Any, facts: GraphFacts) -> bool:
+    """Whether the graph subtracts ImageNet's mean or divides by its std (or multiplies by 1/std) within a few
+    shape-only steps of its input: a graph with its preprocessing inside."""
+    constants = graph_constants(model.graph, max_elements=3)
     consumers: dict[str, list[Any]] = {}
     for node in model.graph.node:
         for name in node.input:

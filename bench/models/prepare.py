@@ -128,7 +128,9 @@ def prepare_exported(card: ModelCard, checkpoint_arg: Path, category: str, parit
     facts = graph_facts(path, model)
     input_shape = card.recipes.for_category(category).input_shape
     check_graph(card, facts, input_shape)
-    graph = prepared_graph(model, path, facts, input_shape, export_root / "exported")
+    data_files = external_files(model, path)
+    sha = export_sha256(path, data_files)
+    graph = prepared_graph(path, facts, input_shape, export_root / "exported", data_files, sha)
     try:
         session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
         names = [o.name for o in session.get_outputs()]
@@ -141,6 +143,6 @@ def prepare_exported(card: ModelCard, checkpoint_arg: Path, category: str, parit
     complexity = graph_complexity(graph)
     exported = ExportedModel(graph, file_sha256(graph), facts.input_name, tuple(input_shape), tuple(facts.outputs))
     module = module_path(card)
-    return PreparedModel(category, path, export_sha256(path, external_files(model, path)), None, None,
+    return PreparedModel(category, path, sha, None, None,
                          ExportInfo(exported, {}, graph != path), complexity.params, complexity.macs,
                          load_module(card), file_sha256(module) if module else "")
