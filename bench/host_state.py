@@ -15,22 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.devices.tensorrt.jetson_env import Run, is_jetson, jetson_state, run_command
+from bench.sysfs import read_int, read_text
 
 CPUFREQ_GLOB = "sys/devices/system/cpu/cpu[0-9]*/cpufreq"
 DEVFREQ_GLOB = "sys/class/devfreq/*"
 THERMAL_GLOB = "sys/class/thermal/thermal_zone[0-9]*"
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace").strip()
-    except OSError:
-        return None
-
-
-def _read_int(path: Path) -> int | None:
-    text = _read(path)
-    return int(text) if text is not None and re.fullmatch(r"-?\d+", text) else None
 
 
 def _number(path: Path) -> int:
@@ -44,10 +33,10 @@ def cpu_frequencies(root: Path) -> dict[str, Any]:
     freq, governor = {}, {}
     for folder in sorted(root.glob(CPUFREQ_GLOB), key=lambda p: _number(p.parent)):
         cpu = folder.parent.name
-        khz = _read_int(folder / "scaling_cur_freq")
+        khz = read_int(folder / "scaling_cur_freq")
         if khz is None:
-            khz = _read_int(folder / "cpuinfo_cur_freq")
-        name = _read(folder / "scaling_governor")
+            khz = read_int(folder / "cpuinfo_cur_freq")
+        name = read_text(folder / "scaling_governor")
         if khz is not None:
             freq[cpu] = khz
         if name:
@@ -64,7 +53,7 @@ def devfreq_clocks(root: Path) -> dict[str, int]:
     """Current rate (Hz) of each devfreq device: a Jetson's GPU (17000000.gpu), a Qualcomm GPU (kgsl-3d0)."""
     clocks = {}
     for folder in sorted(root.glob(DEVFREQ_GLOB)):
-        hz = _read_int(folder / "cur_freq")
+        hz = read_int(folder / "cur_freq")
         if hz is not None:
             clocks[folder.name] = hz
     return clocks
@@ -75,10 +64,10 @@ def thermal_zones(root: Path) -> dict[str, float]:
     that repeats keeps its zone name (``acpitz/thermal_zone3``). Zones reading an error are left out."""
     temps: dict[str, float] = {}
     for folder in sorted(root.glob(THERMAL_GLOB), key=_number):
-        millidegrees = _read_int(folder / "temp")
+        millidegrees = read_int(folder / "temp")
         if millidegrees is None:
             continue
-        kind = _read(folder / "type") or folder.name
+        kind = read_text(folder / "type") or folder.name
         key = kind if kind not in temps else f"{kind}/{folder.name}"
         temps[key] = millidegrees / 1000
     return temps

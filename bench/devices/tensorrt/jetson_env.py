@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.sysfs import read_int, read_text
+
 Run = Callable[[Sequence[str]], str | None]
 
 RELEASE_FILE = "etc/nv_tegra_release"
@@ -42,18 +44,6 @@ def run_command(argv: Sequence[str]) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout if done.returncode == 0 else None
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace").strip().strip("\x00")
-    except OSError:
-        return None
-
-
-def _read_int(path: Path) -> int | None:
-    text = _read(path)
-    return int(text) if text is not None and text.isdigit() else None
 
 
 def parse_tegra_release(text: str) -> str | None:
@@ -94,14 +84,14 @@ def gpu_clocks(root: Path) -> dict[str, int | None]:
     folder = _devfreq(root)
     if folder is None:
         return {"cur_hz": None, "min_hz": None, "max_hz": None}
-    return {key: _read_int(folder / f"{key.split('_')[0]}_freq") for key in ("cur_hz", "min_hz", "max_hz")}
+    return {key: read_int(folder / f"{key.split('_')[0]}_freq") for key in ("cur_hz", "min_hz", "max_hz")}
 
 
 def cpus_pinned(root: Path) -> bool | None:
     """True when every online CPU's minimum frequency equals its maximum (what jetson_clocks does)."""
     pinned = []
     for folder in sorted(root.glob(CPUFREQ_GLOB)):
-        low, high = _read_int(folder / "scaling_min_freq"), _read_int(folder / "scaling_max_freq")
+        low, high = read_int(folder / "scaling_min_freq"), read_int(folder / "scaling_max_freq")
         if low is not None and high is not None:
             pinned.append(low == high)
     return all(pinned) if pinned else None
@@ -109,7 +99,7 @@ def cpus_pinned(root: Path) -> bool | None:
 
 def emc_rate(root: Path) -> tuple[int | None, str]:
     for name in EMC_RATE_FILES:
-        value = _read_int(root / name)
+        value = read_int(root / name)
         if value is not None:
             return value, name
     return None, "EMC rate not readable (debugfs needs root)"
@@ -123,7 +113,7 @@ def jetson_environment(expected_mode: str | None = None, root: str | Path = "/",
                        run: Run = run_command) -> dict[str, Any]:
     """The Jetson section of the manifest, with ``warnings`` for settings that differ from the profile."""
     base = Path(root)
-    release = _read(base / RELEASE_FILE)
+    release = read_text(base / RELEASE_FILE)
     l4t = parse_tegra_release(release) if release else None
     jetpack, jetpack_source = jetpack_version(l4t, run)
     query = run(["nvpmodel", "-q"])
@@ -142,7 +132,7 @@ def jetson_environment(expected_mode: str | None = None, root: str | Path = "/",
     if clocks_on is False:
         warnings.append("jetson_clocks is off: clocks scale with load, latency varies more (sudo jetson_clocks)")
     return {
-        "board": _read(base / MODEL_FILE),
+        "board": read_text(base / MODEL_FILE),
         "l4t": l4t,
         "jetpack": jetpack,
         "jetpack_source": jetpack_source,
