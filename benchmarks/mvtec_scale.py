@@ -11,8 +11,9 @@ a bare ONNX Runtime loop over as many inferences as the warm host run made (its 
 an FP16 emulated run (Jetson), an INT8 emulated run (IMX500) cold (MCT PTQ per category) and warm
 (artifacts cached), ``compare`` host against INT8, and ``report`` over 20 run records (the runs above
 and copies of them under new run ids: the report's work depends on the records, not their origin).
-The host runs twice: cold (ONNX export and parity check per category) and warm (cached), the goal
-read on the warm one, as for INT8.
+The host runs four times: cold (ONNX export and parity check per category), warm (cached), and twice
+with ``--tensor-cache`` (filling it, then reading preprocessed tensors instead of decoding the PNGs, as
+a nightly's second and third runs over the same data do); the goal is read on the warm runs, as for INT8.
 
 Goals: host run within 1.3x of its pure inference time, INT8 emulation (warm) within 3x of the host
 run, report under 60 s, peak memory under 4 GiB for every step.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -35,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from bench.data.demo import DEMO_CATEGORIES, render_sample
 
 # MVTec AD: (train good, test good, test defective, image side, grayscale, demo scene) per category
 MVTEC_AD = {
@@ -75,29 +79,47 @@ def counts(scale: float) -> dict[str, tuple[int, int, int]]:
             for c, (tr, g, d, *_) in MVTEC_AD.items()}
 
 
-def generate(root: Path, scale: float) -> int:
-    """The tree under ``root``; returns the number of images written."""
-    from bench.data.demo import DEMO_CATEGORIES, render_sample
+RENDER_SIDE = 320  # scenes are drawn at this side and upscaled: drawing at 1024 px costs ~1 s an image
 
-    written = 0
+
+def _write_image(job: tuple[Path, str, str, str, int, int, bool, int]) -> None:
+    """One image (and its mask): the demo scene drawn small, upscaled, then per-pixel sensor noise at full size,
+    so it decodes like a camera image (noise does not compress)."""
+    root, category, split, label, index, side, gray, seed = job
+    scene = MVTEC_AD[category][5]
+    image, mask = render_sample(scene, split, label, index, size=min(side, RENDER_SIDE), seed=seed)
+    big = np.asarray(Image.fromarray(image).resize((side, side), Image.BICUBIC), dtype=np.float32)
+    noise = np.random.default_rng([seed, index, len(split), len(label)]).normal(0.0, 1.6, big.shape)
+    pixels = np.clip(np.rint(big + noise), 0, 255).astype(np.uint8)
+    folder = root / category / split / label
+    folder.mkdir(parents=True, exist_ok=True)
+    picture = Image.fromarray(pixels).convert("L") if gray else Image.fromarray(pixels)
+    picture.save(folder / f"{index:03d}.png", compress_level=1)
+    if mask is not None:
+        masks = root / category / "ground_truth" / label
+        masks.mkdir(parents=True, exist_ok=True)
+        full = Image.fromarray(mask.astype(np.uint8) * 255).resize((side, side), Image.NEAREST)
+        full.save(masks / f"{index:03d}_mask.png", compress_level=1)
+
+
+def generate(root: Path, scale: float, workers: int) -> int:
+    """The tree under ``root`` (kept when it is complete for ``scale``); returns the number of images."""
+    stamp = root / "generated.json"
+    jobs = []
     for category, (train, good, bad) in counts(scale).items():
         _, _, _, side, gray, scene = MVTEC_AD[category]
         defects = DEMO_CATEGORIES[scene]
-        jobs = [("train", "good", i) for i in range(train)] + [("test", "good", i) for i in range(good)]
-        jobs += [("test", defects[i % len(defects)], i) for i in range(bad)]
         seed = zlib.crc32(category.encode()) % 1000
-        for split, label, index in jobs:
-            image, mask = render_sample(scene, split, label, index, size=side, seed=seed)
-            folder = root / category / split / label
-            folder.mkdir(parents=True, exist_ok=True)
-            picture = Image.fromarray(image).convert("L") if gray else Image.fromarray(image)
-            picture.save(folder / f"{index:03d}.png", compress_level=1)
-            if mask is not None:
-                masks = root / category / "ground_truth" / label
-                masks.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(mask.astype(np.uint8) * 255).save(masks / f"{index:03d}_mask.png", compress_level=1)
-            written += 1
-    return written
+        labelled = [("train", "good", i) for i in range(train)] + [("test", "good", i) for i in range(good)]
+        labelled += [("test", defects[i % len(defects)], i) for i in range(bad)]
+        jobs += [(root, category, split, label, index, side, gray, seed) for split, label, index in labelled]
+    if stamp.exists() and json.loads(stamp.read_text()) == {"scale": scale, "images": len(jobs)}:
+        return len(jobs)
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        for _ in pool.imap_unordered(_write_image, jobs, chunksize=8):
+            pass
+    stamp.write_text(json.dumps({"scale": scale, "images": len(jobs)}))
+    return len(jobs)
 
 
 def child(args: list[str], cwd: Path, module: bool = True) -> dict:
@@ -137,6 +159,7 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of MVTec AD's image counts (0 < s <= 1)")
     parser.add_argument("--out", type=Path, default=None, help="keep the tree, records and JSON here")
     parser.add_argument("--fit-steps", type=int, default=30, help="TinyGLASS fitting steps per category (setup)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes generating the tree")
     parser.add_argument("--threads", type=int, default=2, help="threads of the bare inference loop (the host's)")
     args = parser.parse_args()
     if not 0 < args.scale <= 1:
@@ -147,7 +170,7 @@ def main() -> int:
     steps: dict[str, dict] = {}
 
     tick = time.perf_counter()
-    images = generate(data, args.scale)
+    images = generate(data, args.scale, args.workers)
     steps["generate"] = {"seconds": time.perf_counter() - tick, "peak_bytes": None, "images": images}
     setup = ("from pathlib import Path; import numpy as np; from bench.data.datasets import open_dataset; "
              "from bench.data.preprocess import preprocess_image; from bench.fitting import fit_categories; "
@@ -163,6 +186,8 @@ def main() -> int:
               "--warmup", "0", "--min-count", "1", "--min-duration", "0"]
     runs: dict[str, Path] = {}
     for name, device in (("host run, cold", ["--device", "host"]), ("host run", ["--device", "host"]),
+                         ("host run, filling the tensor cache", ["--device", "host", "--tensor-cache"]),
+                         ("host run, tensor cache", ["--device", "host", "--tensor-cache"]),
                          ("FP16 emulated run", ["--device", "jetson", "--emulate"]),
                          ("INT8 emulated run, cold", ["--device", "imx500", "--emulate"]),
                          ("INT8 emulated run, warm", ["--device", "imx500", "--emulate"])):
@@ -197,7 +222,9 @@ def main() -> int:
 
     host_s, pure_s = steps["host run"]["seconds"], steps["pure inference (bare loop)"]["seconds"]
     int8_s = steps["INT8 emulated run, warm"]["seconds"]
+    cached_s = steps["host run, tensor cache"]["seconds"]
     goals = {"host run / pure inference <= 1.3": host_s / pure_s,
+             "host run, tensor cache / pure inference <= 1.3": cached_s / pure_s,
              "INT8 emulated (warm) / host run <= 3": int8_s / host_s,
              "report seconds < 60": steps["report over 20 runs"]["seconds"],
              "largest peak GiB < 4": max(s["peak_bytes"] or 0 for s in steps.values()) / GIB}
@@ -207,7 +234,7 @@ def main() -> int:
     for name, s in steps.items():
         peak = f"{s['peak_bytes'] / 2 ** 20:.0f}" if s["peak_bytes"] else "-"
         print(f"| {name} | {s['seconds']:.1f} | {peak} |")
-    limits = [1.3, 3.0, 60.0, 4.0]
+    limits = [1.3, 1.3, 3.0, 60.0, 4.0]
     for (goal, value), limit in zip(goals.items(), limits, strict=True):
         print(f"{goal}: {value:.2f} ({'met' if value <= limit else 'missed'})")
     for s in steps.values():

@@ -135,7 +135,8 @@ def _run_view(record: RunRecord) -> dict[str, Any]:
             "categories": sorted(metrics["categories"]), "power_png": plots.power_trace(record),
             "mask_convention": mask_convention(record.manifest) or "not recorded",
             "int8": int8_provenance(record.manifest), "states": device_states(record.manifest),
-            "timeline_png": plots.latency_timeline(record)}
+            "timeline_png": plots.latency_timeline(record), "images": len(record.images),
+            "resume": f"python -m bench run --resume {record.run_id} --out {record.path.parent}"}
 
 
 def _published_groups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,11 +2,12 @@
 
 It knows Sessions (opened from the device's artifacts), the sample library and the sink: nothing of
 any device family, of the run folder, or of how the record is finished.
-Timing follows MLPerf LoadGen's single-stream scenario: the inputs are loaded into memory first
-(LoadGen's performance sample set, here up to 64 distinct inputs per category), then an untimed
-warm-up, then back-to-back timed inferences until both a minimum count and a minimum duration are
-met. The accuracy pass over the whole dataset is never timed: its decoding and preprocessing run in
-background threads, which on a CPU device would compete with the inference being timed.
+Timing follows MLPerf LoadGen's single-stream scenario: the inputs are in memory first (LoadGen's
+performance sample set, here the first 64 readable inputs of the category, kept from the accuracy pass
+so no image is decoded twice), then an untimed warm-up, then back-to-back timed inferences until both a
+minimum count and a minimum duration are met. The accuracy pass over the whole dataset comes first and
+is never timed: its decoding and preprocessing run in background threads, which on a CPU device would
+compete with the inference being timed.
 
 Each category's latency rows name the session's timing source. A session timed by the device's
 profiler runs its own timed pass (``Session.device_timing``); its rows carry the profiler's figures
@@ -105,7 +106,7 @@ def _open_meter(power: dict[str, Any], sink: RecordSink) -> PowerMeter | None:
 
 
 class _Category:
-    """One job's session: warm-up, the accuracy pass over the images still to do, the timed pass."""
+    """One job's session: the accuracy pass over the images still to do, the warm-up, the timed pass."""
 
     def __init__(self, work: Workload, sink: RecordSink, meter: PowerMeter | None, job: Job) -> None:
         self.work = work
@@ -128,10 +129,13 @@ class _Category:
             self.source = session.timing_source
             self.sink.set_progress(self.category, timing_source=self.source)
             try:
-                pool = self._warmup(session)
-                if todo:
-                    self._accuracy_pass(session, todo)
+                pool = self._accuracy_pass(session, todo) if todo else []
                 self.sink.set_progress(self.category, accuracy_done=True)
+                if len(pool) < TIMED_POOL and len(todo) < len(self.job.samples):
+                    pool = self._pool()  # resumed: the accuracy pass saw only some of the images, or none
+                if not pool:
+                    raise BadInput(f"category '{self.category}': no readable image to run")
+                self._warmup(session, pool)
                 self._timed_window(session, pool)
                 self.sink.set_progress(self.category, timed_attempt=self.sink.attempt)
             finally:
@@ -194,32 +198,38 @@ class _Category:
         m = self.work.measurement
         return prefetch(samples, self.work.library, workers=m.prefetch_workers, depth=m.prefetch_depth)
 
-    def _warmup(self, session: Session) -> list[np.ndarray]:
-        """Warm up on the category's first readable inputs, which also become the timed pass's input pool."""
+    def _pool(self) -> list[np.ndarray]:
+        """The category's first readable inputs, loaded apart from the accuracy pass (a resumed run)."""
         pool: list[np.ndarray] = []
         for _, loaded in self._inputs(self.job.samples):
             if loaded.tensor is not None:
                 pool.append(loaded.tensor)
             if len(pool) == TIMED_POOL:
                 break
-        if not pool:
-            raise BadInput(f"category '{self.category}': no readable image to run")
-        if self.source != PROFILER:  # a device that times itself warms up inside its own profiling
-            self._flushed_ns = now_ns()
-            try:
-                for i in range(self.work.measurement.warmup):
-                    self._infer(session, pool[i % len(pool)], "warmup")
-            finally:
-                with cleanup(f"recording the warm-up rows of {self.category}"):
-                    self._flush()
         return pool
 
-    def _accuracy_pass(self, session: Session, todo: list[Sample]) -> None:
+    def _warmup(self, session: Session, pool: list[np.ndarray]) -> None:
+        """Untimed inferences before the timed pass, cycling over its input pool."""
+        if self.source == PROFILER:  # a device that times itself warms up inside its own profiling
+            return
+        self._flushed_ns = now_ns()
+        try:
+            for i in range(self.work.measurement.warmup):
+                self._infer(session, pool[i % len(pool)], "warmup")
+        finally:
+            with cleanup(f"recording the warm-up rows of {self.category}"):
+                self._flush()
+
+    def _accuracy_pass(self, session: Session, todo: list[Sample]) -> list[np.ndarray]:
         """Every image once, untimed; sessions that take inputs in groups get ``chunk`` at a time, and each
-        group's rows are written as soon as its outputs are back."""
+        group's rows are written as soon as its outputs are back. Returns the first readable inputs as the
+        timed pass's pool, so no image is decoded twice."""
         group: list[tuple[Sample, Loaded]] = []
+        pool: list[np.ndarray] = []
         with bar(len(todo), f"{self.category} accuracy", "img") as progress:
             for item in self._inputs(todo):
+                if item[1].tensor is not None and len(pool) < TIMED_POOL:
+                    pool.append(item[1].tensor)
                 group.append(item)
                 if len(group) >= max(1, session.chunk):
                     self._accuracy_group(session, group)
@@ -228,6 +238,7 @@ class _Category:
             if group:
                 self._accuracy_group(session, group)
                 progress.update(len(group))
+        return pool
 
     def _accuracy_group(self, session: Session, group: list[tuple[Sample, Loaded]]) -> None:
         readable = [loaded.tensor for _, loaded in group if loaded.tensor is not None]

@@ -20,10 +20,12 @@ def make_run(root: Path, run_id: str, device: str, kind: str, created: str, nois
              emulated: bool = False, latency_ms: float = 20.0, watts: float | None = None,
              categories: tuple[str, ...] = CATEGORIES, perturb: Callable | None = None,
              model: dict | None = None, artifact: dict | None = None, pixel: bool = False,
-             role: str | None = None) -> Path:
+             role: str | None = None, status: str = "complete", error: str | None = None) -> Path:
     """A complete run; ``perturb(scores, labels)`` alters a category's scores, ``model`` adds manifest fields,
     ``artifact`` is every category's artifact details, ``pixel`` adds maps and masks for pixel metrics; ``role``
-    defaults to the shipped profiles' (reference for ``host``, else device)."""
+    defaults to the shipped profiles' (reference for ``host``, else device). Another ``status`` (failed,
+    interrupted) ends it as the harness ends a run that broke: the first category's rows recorded, ``error``
+    given, no metrics."""
     rng = np.random.default_rng(zlib.crc32(run_id.encode()))
     entry = {"onnx_sha256": "o" * 64} | ({"artifact_details": artifact} if artifact is not None else {})
     manifest = {
@@ -44,7 +46,9 @@ def make_run(root: Path, run_id: str, device: str, kind: str, created: str, nois
     t = NS
     maps: dict[str, dict[str, np.ndarray]] = {}
     masks: dict[str, dict[str, np.ndarray]] = {}
-    for category in categories:
+    for number, category in enumerate(categories):
+        if status != "complete" and number > 0:
+            break
         labels = np.array([0] * 20 + [1] * 20)
         scores = base.normal(0, 1, 40) + 1.2 * labels + rng.normal(0, noise, 40)
         scores = perturb(scores, labels) if perturb else scores
@@ -69,6 +73,9 @@ def make_run(root: Path, run_id: str, device: str, kind: str, created: str, nois
             ts = np.arange(rows[0]["t_start_ns"] - 10**7, t + 10**7, 10**6)
             writer.append("power", [{"t_ns": int(x), "rail": "VDD_IN", "volts": None, "amps": None, "watts": watts}
                                     for x in ts])
+    if status != "complete":
+        writer.finish(status, None, error=error)
+        return root / run_id
     writer.finish("complete", None)
     record = load_run(root / run_id)
     metrics = summarize(record.images, record.latency, maps, masks or dict.fromkeys(categories),

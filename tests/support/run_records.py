@@ -12,11 +12,13 @@ from bench.records import RunWriter
 def make_run(root: Path, run_id: str, scores: np.ndarray, labels: np.ndarray, device: str = "host",
              sha: str = "c" * 64, inputs: list[str] | None = None, maps: np.ndarray | None = None,
              metrics: dict | None = None, artifact: dict | None = None, role: str | None = None,
-             created: str | None = None, kind: str | None = None, index: str | None = None) -> Path:
+             created: str | None = None, kind: str | None = None, index: str | None = None,
+             status: str = "complete", error: str | None = None, emulated: bool = False) -> Path:
+    """A run of one category 'cat'; another ``status`` ends it as the harness ends a broken run (no metrics)."""
     ids = [f"cat/test/{i:03d}.png" for i in range(len(scores))]
     entry = {"checkpoint_sha256": sha} | ({"artifact_details": artifact} if artifact is not None else {})
     manifest = {
-        "command": "test", "device": {"profile": device, "kind": kind or device, "emulated": False,
+        "command": "test", "device": {"profile": device, "kind": kind or device, "emulated": emulated,
                                       "role": role or ("reference" if device == "host" else "device")},
         "model": {"name": "tinyglass", "categories": {"cat": entry}},
         "dataset": {"name": "mvtec", "root": str(root), "categories": ["cat"], "index_sha256": index},
@@ -29,7 +31,10 @@ def make_run(root: Path, run_id: str, scores: np.ndarray, labels: np.ndarray, de
             writer.save_map("cat", image_id, maps[i])
         writer.append("images", [{"image_id": image_id, "category": "cat", "defect_type": "x", "label": int(labels[i]),
                                   "input_sha256": (inputs or ids)[i], "score": float(scores[i]), "error": None}])
-    writer.finish("complete", metrics if metrics is not None else {})
+    if status != "complete":
+        writer.finish(status, None, error=error)
+    else:
+        writer.finish("complete", metrics if metrics is not None else {})
     return root / run_id
 
 

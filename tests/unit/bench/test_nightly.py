@@ -103,3 +103,24 @@ def test_each_device_run_gets_its_card_gate(tmp_path: Path, capsys: pytest.Captu
     assert main(["nightly", str(tmp_path), "--no-pixel", "--max-drift", "0.2"]) == 4
     assert "2 device runs compared against the 0.20-point gate (--max-drift): 0 exceed, 2 inconclusive, 0 within" \
         in capsys.readouterr().err
+
+
+def test_a_device_run_that_did_not_complete_fails_the_night(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Issue 20: a failed real Jetson run beside a good one passed the gate (exit 0, '1 device runs compared')."""
+    labels = np.array([0] * 400 + [1] * 400)
+    scores = np.r_[np.linspace(0, 1, 400), np.linspace(2, 3, 400)]
+    make_run(tmp_path / "host", "ref", scores, labels, created="2026-11-20T01:00:00+00:00")
+    make_run(tmp_path / "rb5", "good", scores, labels, device="rb5", created="2026-11-20T02:00:00+00:00")
+    make_run(tmp_path / "jetson", "dropped", scores[:5], labels[:5], device="jetson", status="failed",
+             error="device 'jetson' failed during cat: link lost", created="2026-11-20T02:00:00+00:00")
+    assert main(["nightly", str(tmp_path), "--no-pixel", "--max-drift", "0.2"]) == 5  # DESIGN.md: a device failed
+    err = capsys.readouterr().err
+    assert "device run failed: dropped (device 'jetson' failed during cat: link lost)" in err
+    assert "1 device runs compared against the 0.20-point gate (--max-drift): 0 exceed, 0 inconclusive, 1 within; " \
+           "1 did not complete" in err
+    make_run(tmp_path / "jetson", "rerun", scores, labels, device="jetson", created="2026-11-20T03:00:00+00:00")
+    assert main(["nightly", str(tmp_path), "--no-pixel", "--max-drift", "0.2"]) == 0  # the rerun replaces it
+    assert "note: device run dropped failed, a later complete run replaces it" in capsys.readouterr().err
+    make_run(tmp_path / "imx500", "stopped", scores[:5], labels[:5], device="imx500", emulated=True,
+             status="interrupted", error="interrupted by the user (Ctrl-C)", created="2026-11-20T04:00:00+00:00")
+    assert main(["nightly", str(tmp_path), "--no-pixel", "--max-drift", "0.2"]) == 5  # emulated runs count too

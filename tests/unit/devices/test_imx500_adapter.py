@@ -339,7 +339,8 @@ def test_a_camera_that_disappears_keeps_the_record(small_demo: dict, converter_c
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error:") and "Unable to set input tensor fd: [Errno 19] No such device" in last
     record = load_run(next((tmp_path / "results").iterdir()))
-    assert record.manifest["status"] == "failed" and len(record.latency) > 0
+    assert record.manifest["status"] == "failed"
+    assert len(record.images) > 0 and record.images["score"].notna().all()  # the accuracy pass's rows are kept
 
 
 @requires("export", "torch")

@@ -235,3 +235,24 @@ def test_saturated_device_scores_are_flagged(tmp_path: Path) -> None:
     section = section[:section.index("</section>")]
     assert f"INT8 calibration train-normal · output rail {RAIL:.6g} (score)" in section
     assert "Mask convention</td><td><code>not recorded" in section
+
+
+@pytest.mark.parametrize("status, error", [
+    ("failed", "device 'jetson' failed during cable: link to the device lost"),
+    ("interrupted", "interrupted by the user (Ctrl-C)"),
+])
+def test_a_broken_run_is_in_the_report_as_broken(results: Path, tmp_path: Path, status: str, error: str) -> None:
+    """A failed or interrupted run (no metrics.json) beside complete ones: the report is still written, lists it
+    with its status and error, and keeps every other run's figures (issue 20: it crashed on 'image_auroc')."""
+    before = tmp_path / "before" / "index.html"
+    assert main(["report", str(results), "--out", str(before)]) == 0
+    make_run(results, "jetson-broken", "jetson", "jetson", "2026-11-22T02:00:00+00:00", status=status, error=error)
+    out = tmp_path / "report" / "index.html"
+    assert main(["report", str(results), "--out", str(out)]) == 0
+    html = html_unescape(out.read_text())
+    assert f'<td class="status-{status}">{status}</td>' in html
+    assert f"Status {status}: {error}. Figures cover what was recorded." in html
+    for run in ("host-1", "jetson-1", "jetson-2"):
+        assert cell(html, run, "p50_ms", "mean") == cell(html_unescape(before.read_text()), run, "p50_ms", "mean")
+    assert f"python -m bench run --resume jetson-broken --out {results}" in html  # works as printed
+    assert "jetson-broken" not in (out.parent / "index-efficiency.csv").read_text()
