@@ -7,8 +7,9 @@ after comparing them all (so one night's report shows every failure), exits 3 if
 interval lies wholly outside its gate, else 5 if a device run did not complete (failed or interrupted:
 a night whose device broke never passes), else 4 if any interval straddles its gate (more images would
 decide), 2 if a device run has no reference. A broken device run that a later complete run of the same
-device profile and signature replaced is named, not counted. Each device run's gate is its model card's ``drift_gate`` for the device
-(an INT8 sensor drifts more than an FP16 GPU); ``--max-drift`` sets one gate for all.
+device profile and signature replaced is named, not counted. Each device run's gate is its model
+card's ``drift_gate`` for the device (an INT8 sensor drifts more than an FP16 GPU); ``--max-drift``
+sets one gate for all.
 """
 
 from __future__ import annotations
