@@ -15,8 +15,9 @@ from pathlib import Path
 from bench import __version__
 from bench.data.calibration import CALIBRATIONS
 from bench.data.preprocess import MASK_CONVENTIONS
-from bench.errors import BadInput, BenchError
+from bench.errors import BadInput, BenchError, Interrupted
 from bench.paths import cache_dir, results_dir
+from bench.progress import close_bars
 
 
 def _categories(value: str) -> list[str]:
@@ -368,10 +369,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+AFTER_INTERRUPT = {  # what survives a Ctrl-C outside a run (a run records it and names its resume command)
+    "demo": "; run 'python -m bench demo' again: the data, backbone and checkpoints made so far are kept",
+    "fit": "; the checkpoints written before it are complete (each is replaced atomically), the rest are not written",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
     except BenchError as exc:
+        close_bars()
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:
+        close_bars()
+        print(f"error: interrupted by the user (Ctrl-C){AFTER_INTERRUPT.get(args.command, '')}", file=sys.stderr)
+        return Interrupted.exit_code

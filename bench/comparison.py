@@ -80,7 +80,8 @@ def compare(ref_path: Path, dev_path: Path, masks: dict[str, dict[str, np.ndarra
         intervals.append(interval)
         summary = drift_summary(labels, scores_ref, scores_dev, maps_ref if cat_masks is not None else None,
                                 maps_dev if cat_masks is not None else None, cat_masks, interval=interval)
-        categories[item.category] = {"images": len(ids), "excluded": item.excluded, **summary}
+        categories[item.category] = {"images": len(ids), "excluded": item.excluded, "left_out": item.left_out,
+                                     **summary}
     deltas = [c["image"]["delta_points"] for c in categories.values()]
     mean = mean_interval(intervals)
     dataset = {"delta_points": mean.delta * 100.0, "ci_low_points": mean.ci_low * 100.0,
@@ -305,4 +306,16 @@ def format_table(result: dict[str, Any]) -> str:
                  f"{_p(d['p_value'])} "
                  f"(max |delta| {result['max_abs_delta_points']:.3f})")
     lines += [f"warning: {saturation_text(w)}" for w in result.get("saturation", [])]
+    lines += [f"warning: {text}" for text in left_out_text(result)]
     return "\n".join(lines)
+
+
+def left_out_text(result: dict[str, Any]) -> list[str]:
+    """One line per category whose drift leaves images out (an image errored or has no score in either run)."""
+    out = []
+    for name, c in result["categories"].items():
+        if c.get("excluded"):
+            reasons = c.get("left_out") or []
+            shown = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
+            out.append(f"{name}: {c['excluded']} image(s) left out of the drift, compared on {c['images']}: {shown}")
+    return out

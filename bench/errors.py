@@ -1,6 +1,6 @@
 """Error types that map onto the CLI's exit codes.
 
-DESIGN.md: 2 bad input, 3 gate failed, 4 gate inconclusive, 5 device failed.
+DESIGN.md: 2 bad input, 3 gate failed, 4 gate inconclusive, 5 device failed; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -39,6 +39,12 @@ class DeviceFailure(BenchError):
     dropped link, a failed cloud job. The run record keeps what was measured and says which."""
 
     exit_code = 5
+
+
+class Interrupted(BenchError):
+    """Stopped by Ctrl-C or a termination signal (128 + SIGINT, as a shell reports it); a run can be resumed."""
+
+    exit_code = 130
 
 
 def one_of(kind: str, name: str, valid: list[str] | tuple[str, ...]) -> BadInput:

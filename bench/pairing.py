@@ -10,7 +10,7 @@ Image by image, the pair must hold the same images fed the same bytes (``input_s
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -119,6 +119,7 @@ class PairedCategory:
     category: str
     frame: pd.DataFrame  # image_id, label, score_ref, score_dev
     excluded: int
+    left_out: list[str] = field(default_factory=list)  # why each excluded image is out, one phrase per image
 
 
 def pair_images(ref: Any, dev: Any) -> list[PairedCategory]:
@@ -141,5 +142,14 @@ def pair_images(ref: Any, dev: Any) -> list[PairedCategory]:
         ok = a["error"].isna() & b["error"].isna() & a["score"].notna() & b["score"].notna()
         frame = pd.DataFrame({"image_id": a.index[ok], "label": a["label"][ok].to_numpy(),
                               "score_ref": a["score"][ok].to_numpy(), "score_dev": b["score"][ok].to_numpy()})
-        paired.append(PairedCategory(category, frame, int((~ok).sum())))
+        left_out = [f"{image_id}: {_why(a.loc[image_id], b.loc[image_id])}" for image_id in a.index[~ok]]
+        paired.append(PairedCategory(category, frame, int((~ok).sum()), left_out))
     return paired
+
+
+def _why(ref: pd.Series, dev: pd.Series) -> str:
+    """Why an image has no pair: which run errored (with its error) or gave no score."""
+    for side, row in (("reference", ref), ("device", dev)):
+        if isinstance(row["error"], str):
+            return f"error in the {side} run ({row['error']})"
+    return "no score in the " + ("reference" if pd.isna(ref["score"]) else "device") + " run"

@@ -15,6 +15,16 @@ def bar(total: int | None, desc: str, unit: str = "it") -> tqdm:
                 mininterval=interval)
 
 
+def close_bars() -> None:
+    """Clear every bar still open, so an error line printed after an interrupt starts on a line of its own (a
+    Ctrl-C can land after a bar is drawn and before its ``with`` block closes it)."""
+    bars = list(getattr(tqdm, "_instances", ()))
+    for progress in bars:
+        progress.close()
+    if bars and not sys.stderr.isatty():  # a log file keeps the bar's text: end its line
+        sys.stderr.write("\n")
+
+
 def loss_callback(progress: tqdm) -> Callable[[int, int, float], None]:
     """The ``progress(step, total, loss)`` callback of the fitting loops, shown on ``progress``."""
     def update(step: int, total: int, loss: float) -> None:

@@ -18,7 +18,7 @@ a nightly's second and third runs over the same data do); the goal is read on th
 Goals: host run within 1.3x of its pure inference time, INT8 emulation (warm) within 3x of the host
 run, report under 60 s, peak memory under 4 GiB for every step.
 
-    python benchmarks/mvtec_scale.py [--scale 0.1] [--out DIR] [--fit-steps 30]
+    python benchmarks/mvtec_scale.py [--scale 0.1] [--out DIR] [--fit-steps 30] [--fit-images 16]
 """
 
 from __future__ import annotations
@@ -159,6 +159,8 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of MVTec AD's image counts (0 < s <= 1)")
     parser.add_argument("--out", type=Path, default=None, help="keep the tree, records and JSON here")
     parser.add_argument("--fit-steps", type=int, default=30, help="TinyGLASS fitting steps per category (setup)")
+    parser.add_argument("--fit-images", type=int, default=16, help="training images per category the setup fit "
+                        "decodes (all of them took ~3 min a category at full scale)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes generating the tree")
     parser.add_argument("--threads", type=int, default=2, help="threads of the bare inference loop (the host's)")
     args = parser.parse_args()
@@ -179,7 +181,8 @@ def main() -> int:
              "cal = np.concatenate([preprocess_image(s.path, card.recipe) for c in d.categories() "
              "for s in d.samples(c, 'train')[:2]]); "
              f"b = save_random_resnet18(Path('{work}/backbone.pth'), 0, calibration=cal); "
-             f"fit_categories(card, d, d.categories(), Path('{ckpt}'), b, seed=0, steps={args.fit_steps})")
+             f"fit_categories(card, d, d.categories(), Path('{ckpt}'), b, seed=0, steps={args.fit_steps}, "
+             f"max_train={args.fit_images})")
     steps["fit (setup)"] = child(["-c", setup], work, module=False)
     common = ["--model", "tinyglass", "--dataset", "mvtec", "--data-root", str(data), "--checkpoint", str(ckpt),
               "--backbone-weights", str(work / "backbone.pth"), "--out", str(results),

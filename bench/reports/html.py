@@ -15,7 +15,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from bench import __version__
-from bench.comparison import quantization_info, saturation_text
+from bench.comparison import left_out_text, quantization_info, saturation_text
 from bench.devices.base import TIMING_SOURCES
 from bench.errors import BadInput
 from bench.metrics.latency import CV_LIMIT, DRIFT_LIMIT
@@ -159,7 +159,8 @@ def render(report: Report, max_drift: float | None) -> str:
     runs = report.runs
     manifests = [r.manifest for r in runs]
     drift_views = [{**item, "png": plots.roc_and_scatter(item["ref"], item["dev"]),
-                    "warnings": [saturation_text(w) for w in item["result"]["saturation"]]} for item in report.drift]
+                    "warnings": [saturation_text(w) for w in item["result"]["saturation"]]
+                    + left_out_text(item["result"])} for item in report.drift]
     return env.get_template("report.html.j2").render(
         runs=[_run_view(r) for r in runs], drift=drift_views, unpaired=report.unpaired,
         drift_rows=drift_frame(report).to_dict("records"), efficiency=report.efficiency, emulated=report.emulated,

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError
+from bench.errors import BenchError, Interrupted
 from bench.paths import results_dir
 from bench.records import RunWriter, ensure_writable, load_run, new_run_id
 from bench.records.writer import check_unlocked
@@ -23,12 +23,6 @@ from bench.run.finalize import finalize
 from bench.run.measure import DeviceFailure, measure
 from bench.run.plan import Plan, plan_run
 from bench.run.request import RunRequest, resumed_request
-
-
-class Interrupted(BenchError):
-    """The run was stopped by Ctrl-C or a termination signal; it can be resumed."""
-
-    exit_code = 130
 
 
 @contextmanager

@@ -85,3 +85,38 @@ def test_signal_mid_run_then_resume(small_demo: dict, tmp_path: Path, sig: signa
     for cat, state in record.manifest["progress"].items():
         assert state["timed_attempt"] == 1, cat
         assert record.metrics["categories"][cat]["timed_inferences"] >= 5
+
+
+def interrupt_when(args: list[str], cwd: Path, cache: Path, marker: str, timeout: float = 600) -> tuple[int, str]:
+    """Start ``python -m bench ARGS``, send SIGINT (Ctrl-C) as soon as ``marker`` shows on its stderr (an event,
+    not a delay), and return its exit code and whole stderr."""
+    env = {**os.environ, "BENCH_CACHE_DIR": str(cache)}
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen, deadline = "", time.monotonic() + timeout
+    while marker not in seen:
+        char = proc.stderr.read(1)
+        assert char and time.monotonic() < deadline, f"'{marker}' never showed: {seen[-2000:]}"
+        seen += char
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    proc.wait(timeout=120)
+    return proc.returncode, seen + rest
+
+
+@pytest.mark.parametrize("command", ["fit", "demo"])
+def test_ctrl_c_outside_a_run_is_one_line_and_130(small_demo: dict, tmp_path: Path, command: str) -> None:
+    """Issue 20: Ctrl-C while fitting (``bench fit``, or the demo's fitting step) ended in a traceback, exit 1."""
+    if command == "fit":
+        args = ["fit", "--model", "tinyglass", "--data-root", str(small_demo["data_root"]), "--out",
+                str(tmp_path / "ckpt"), "--backbone-weights", str(small_demo["backbone"]), "--steps", "100000"]
+        cache = small_demo["cache"]
+    else:  # a cache of its own, so the demo makes its data and starts fitting
+        args, cache = ["demo", "--small", "--out", str(tmp_path / "results")], tmp_path / "cache"
+    code, err = interrupt_when(args, tmp_path, cache, "fit ")
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip()]
+    assert code == 130 and "Traceback" not in err, err[-3000:]
+    assert lines[-1].startswith("error: interrupted by the user (Ctrl-C); ")
+    assert ("bench demo' again" if command == "demo" else "checkpoints written before it are complete") in lines[-1]
+    assert not list((tmp_path / "ckpt").glob("*.pth"))  # nothing half-written: the first category never finished

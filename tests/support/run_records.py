@@ -13,8 +13,10 @@ def make_run(root: Path, run_id: str, scores: np.ndarray, labels: np.ndarray, de
              sha: str = "c" * 64, inputs: list[str] | None = None, maps: np.ndarray | None = None,
              metrics: dict | None = None, artifact: dict | None = None, role: str | None = None,
              created: str | None = None, kind: str | None = None, index: str | None = None,
-             status: str = "complete", error: str | None = None, emulated: bool = False) -> Path:
-    """A run of one category 'cat'; another ``status`` ends it as the harness ends a broken run (no metrics)."""
+             status: str = "complete", error: str | None = None, emulated: bool = False,
+             errors: dict[int, str] | None = None) -> Path:
+    """A run of one category 'cat'; another ``status`` ends it as the harness ends a broken run (no metrics);
+    ``errors`` gives images (by position) the error the loader records for them, with no score."""
     ids = [f"cat/test/{i:03d}.png" for i in range(len(scores))]
     entry = {"checkpoint_sha256": sha} | ({"artifact_details": artifact} if artifact is not None else {})
     manifest = {
@@ -30,7 +32,9 @@ def make_run(root: Path, run_id: str, scores: np.ndarray, labels: np.ndarray, de
         if maps is not None:
             writer.save_map("cat", image_id, maps[i])
         writer.append("images", [{"image_id": image_id, "category": "cat", "defect_type": "x", "label": int(labels[i]),
-                                  "input_sha256": (inputs or ids)[i], "score": float(scores[i]), "error": None}])
+                                  "input_sha256": (inputs or ids)[i],
+                                  "score": None if i in (errors or {}) else float(scores[i]),
+                                  "error": (errors or {}).get(i)}])
     if status != "complete":
         writer.finish(status, None, error=error)
     else:

@@ -234,3 +234,16 @@ def test_saturated_device_scores_are_warned(tmp_path: Path, data: tuple, capsys:
          "calibration": "train-normal", "output": "score", "output_rail": rail}]
     assert main(["compare", str(ref), str(clean), "--no-pixel"]) == 0
     assert "warning" not in capsys.readouterr().out
+
+
+def test_an_image_left_out_of_the_drift_is_named(tmp_path: Path, data: tuple, capsys: pytest.CaptureFixture) -> None:
+    """Issue 20: an image that errored in one run left the pair silently (n 27 vs 28)."""
+    labels, scores = data
+    ref = make_run(tmp_path, "ref", scores, labels)
+    dev = make_run(tmp_path, "dev", scores, labels, device="jetson", errors={3: "truncated PNG file"})
+    assert main(["compare", str(ref), str(dev), "--max-drift", "5"]) == 0
+    out = capsys.readouterr().out
+    assert ("warning: cat: 1 image(s) left out of the drift, compared on 99: cat/test/003.png: error in the device "
+            "run (truncated PNG file)") in out
+    result = compare(ref, dev)
+    assert result["categories"]["cat"]["excluded"] == 1 and result["categories"]["cat"]["images"] == 99
