@@ -45,15 +45,40 @@ class PreparedModel:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint's dict; a file torch cannot read is named by what it looks like, not by torch's error."""
     import torch
 
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise BadInput(f"{path}: cannot read checkpoint ({str(exc).splitlines()[0]})") from exc
+        raise BadInput(f"{path}: {unreadable_checkpoint(path, exc)}") from exc
     if not isinstance(data, dict):
-        raise BadInput(f"{path}: checkpoint is a {type(data).__name__}, expected a dict")
+        raise BadInput(f"{path}: checkpoint is a {type(data).__name__}, expected a dict (torch.save of a dict, as "
+                       "bench fit and the official TinyGLASS code write)")
     return data
+
+
+def unreadable_checkpoint(path: Path, error: Exception) -> str:
+    """What a file that torch.load refused looks like, and what a checkpoint is."""
+    expected = "expected a PyTorch checkpoint (torch.save's zip archive)"
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    reason = next(iter(str(error).splitlines()), "").split(". ")[0] or type(error).__name__
+    if not head:
+        return f"the file is empty (0 bytes); {expected}"
+    if head.startswith(b"PK\x03\x04"):
+        return f"a zip archive torch.load cannot read (truncated or not torch.save's: {reason})"
+    if head.startswith(b"\x80"):
+        return f"a pickle torch.load cannot read with weights_only=True ({reason})"
+    if path.suffix == ".onnx" or (head.startswith(b"\x08") and b"pytorch" in head):
+        return "an ONNX model, not a checkpoint; run an exported model with --model PATH (no --checkpoint)"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"not a PyTorch checkpoint (starts with bytes {head[:8].hex(' ')}); {expected}"
+    if text.isprintable() or text.strip().isprintable():
+        return f"a text file (starts {text.strip()[:30]!r}); {expected}"
+    return f"not a PyTorch checkpoint ({reason}); {expected}"
 
 
 def backbone_for(fam: Family, checkpoint: dict[str, Any], given: Path | None, source: Path) -> Path:
@@ -82,7 +107,11 @@ def prepare(card: ModelCard, checkpoint_arg: Path, category: str, backbone_arg: 
     require_torch()
     fam = family(card.family)
     ckpt_path = resolve_checkpoint(card, checkpoint_arg, category)
+    from bench.models.checkpoint_layouts import EXPECTED, refuse_foreign
+
     checkpoint = load_checkpoint(ckpt_path)
+    if card.family in EXPECTED:  # what the file is, before looking for the backbone it was fitted on
+        refuse_foreign(checkpoint, str(ckpt_path), card.family)
     backbone = backbone_for(fam, checkpoint, backbone_arg, ckpt_path)
     model = fam.build(backbone)
     fam.load(model, checkpoint, str(ckpt_path))

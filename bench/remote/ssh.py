@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BadInput, BenchError
+from bench.errors import BadInput, DeviceFailure
 
 KEYS = ("where", "host", "user", "port", "identity", "known_hosts", "strict_host_key_checking", "python", "workdir",
         "env", "connect_timeout_s")
@@ -39,8 +39,8 @@ def is_remote(location: dict[str, Any]) -> bool:
     return str(location.get("where", "local")) == "ssh"
 
 
-class SshFailed(BenchError):
-    """ssh or scp failed: the device is unreachable, refused the key, or the connection dropped."""
+class SshFailed(DeviceFailure):
+    """ssh or scp failed or timed out: the device is unreachable, refused the key, or the connection dropped."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,11 @@ class SshTarget:
     def run(self, argv: list[str], timeout: float = 120) -> str:
         """Run a short command remotely; its stdout, or SshFailed with ssh's own words."""
         _require("ssh")
-        done = subprocess.run(self.command(argv), capture_output=True, text=True, timeout=timeout, check=False)
+        try:
+            done = subprocess.run(self.command(argv), capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise SshFailed(f"ssh {self.name}: '{' '.join(argv)[:80]}' did not finish within {timeout:.0f} s; the "
+                            "device may be down or the link dropped") from None
         if done.returncode != 0:
             raise SshFailed(f"ssh {self.name}: '{' '.join(argv)[:80]}' failed (exit {done.returncode}): "
                             f"{_tail(done.stderr or done.stdout)}")
@@ -106,7 +110,10 @@ class SshTarget:
         self.run(["mkdir", "-p", remote])
         command = ["scp", "-q", "-r", *self.options(), "-P", str(self.port), *[str(p) for p in sorted(local.iterdir())],
                    f"{self._destination()}:{remote}/"]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise SshFailed(f"scp to {self.name}:{remote} did not finish within {timeout:.0f} s") from None
         if done.returncode != 0:
             raise SshFailed(f"scp to {self.name}:{remote} failed (exit {done.returncode}): {_tail(done.stderr)}")
 

@@ -82,9 +82,16 @@ def _open_record(plan: Plan, out: Path, resume: str | None) -> RunWriter:
     return writer
 
 
+def resume_hint(run_dir: Path) -> str:
+    """How to finish this run, naming its results folder unless it is the default, so it works as printed."""
+    out = run_dir.parent
+    where = "" if out.resolve() == results_dir().resolve() else f" --out {out}"
+    return f"resume with --resume {run_dir.name}{where}"
+
+
 def _measure_and_finalize(plan: Plan, writer: RunWriter) -> None:
     """Measure what the record lacks, then finalize; finish the record with the status that fits how it ended."""
-    hint = f"resume with --resume {writer.run_dir.name}"
+    hint = resume_hint(writer.run_dir)
     try:
         done = set(load_run(writer.run_dir).images["image_id"]) if writer.attempt > 0 else set()
         timed = {job.category for job in plan.jobs if writer.progress(job.category).get("timed_attempt") is not None}

@@ -162,6 +162,7 @@ def test_device_dropping_mid_run_keeps_the_rows(setup: dict) -> None:
         run(setup, Measurement(warmup=1, min_count=50, min_duration_s=0), DroppingDevice(load_profile("host")))
     assert failure.value.exit_code == 5  # DESIGN.md: 5 a device failed, distinct from bad input (2) and a crash (1)
     record = load_run(only_run(setup))
+    assert f"--resume {record.run_id} --out {record.path.parent}" in str(failure.value)  # works as printed
     assert record.status == "failed" and "link to the device lost" in record.manifest["error"]
     assert len(record.images) == 5  # the accuracy pass comes first: 5 images before the drop
     assert record.images["score"].notna().all()

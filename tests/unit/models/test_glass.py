@@ -146,13 +146,55 @@ def test_fit_command_writes_the_glass_layout(backbone: Path, tmp_path: Path) -> 
     assert all(torch.equal(again["discriminator"][k], ckpt["discriminator"][k]) for k in ckpt["discriminator"])
 
 
-def test_corrupt_checkpoint_is_named(tmp_path: Path) -> None:
+def _write_truncated(path: Path) -> None:
+    torch.save({"discriminator": {"w": torch.zeros(256, 256)}}, path)
+    path.write_bytes(path.read_bytes()[:2000])
+
+
+def _write_onnx(path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Abs", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    onnx.save(helper.make_model(graph, producer_name="pytorch"), path)
+
+
+@pytest.mark.parametrize("name, write, message", [
+    ("text.pth", lambda p: p.write_text("not a checkpoint\n"), r"text\.pth: a text file \(starts 'not a checkpoint'\); "
+     r"expected a PyTorch checkpoint \(torch.save's zip archive\)$"),
+    ("empty.pth", lambda p: p.write_bytes(b""), r"empty\.pth: the file is empty \(0 bytes\); expected a PyTorch"),
+    ("cut.pth", _write_truncated, r"cut\.pth: a zip archive torch.load cannot read \(truncated or not torch.save's: "
+     r"PytorchStreamReader failed reading zip archive: [^.]*\)$"),
+    ("binary.pth", lambda p: p.write_bytes(bytes(range(200, 256))), r"binary\.pth: not a PyTorch checkpoint \(starts "
+     r"with bytes c8 c9 ca cb cc cd ce cf\)"),
+    ("model.onnx", _write_onnx, r"model\.onnx: an ONNX model, not a checkpoint; run an exported model with --model"),
+    ("tensor.pth", lambda p: torch.save(torch.zeros(3), p), r"tensor\.pth: checkpoint is a Tensor, expected a dict"),
+])
+def test_an_unreadable_checkpoint_is_named_by_what_it_is(tmp_path: Path, name: str, write, message: str) -> None:
+    """Issue 20: a text file renamed .pth said "cannot read checkpoint (pop from empty list)", an empty one
+    crashed with an IndexError: one line naming what was found and what was expected."""
     from bench.models.prepare import load_checkpoint
 
-    bad = tmp_path / "broken.pth"
-    bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(BadInput, match=r"broken\.pth: cannot read checkpoint"):
-        load_checkpoint(bad)
+    path = tmp_path / name
+    write(path)
+    with pytest.raises(BadInput, match=message) as refused:
+        load_checkpoint(path)
+    assert "\n" not in str(refused.value) and len(str(refused.value)) < 300
+
+
+def test_a_backbone_given_as_the_checkpoint_is_named_before_any_backbone_is_looked_for(tmp_path: Path) -> None:
+    """Issue 20: a ResNet state dict given as a TinyGLASS checkpoint blamed the missing ImageNet weights."""
+    import torchvision
+
+    from bench.models.cards import load_card
+    from bench.models.prepare import prepare
+
+    torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "widget.pth")
+    with pytest.raises(BadInput, match=r"widget\.pth: a torchvision ResNet state dict \(backbone weights, not a "
+                       r"detector checkpoint\); pass it as --backbone-weights\. --model tinyglass expects"):
+        prepare(load_card("tinyglass"), tmp_path, "widget", None, [], tmp_path / "exports")
 
 
 def test_batch_n_export_scores_each_image(backbone: Path, tmp_path: Path) -> None:
