@@ -192,7 +192,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         raise BadInput("inspect dataset needs --data-root")
     report = inspect_dataset(open_dataset(args.dataset, args.data_root), args.categories)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
-    return 0
+    return BadInput.exit_code if report["problems"] else 0  # a CI step that checks a dataset must see them
 
 
 def cmd_fit(args: argparse.Namespace) -> int:

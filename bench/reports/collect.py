@@ -61,6 +61,12 @@ def collect(runs: list[RunRecord], max_drift: float | None, pinned: list[RunReco
     return report
 
 
+EFFICIENCY_COLUMNS = (
+    "run_id", "device", "model", "dataset", "emulated", "params", "gmac_per_inference", "image_auroc", "p50_ms",
+    "p90_ms", "p99_ms", "fps", "avg_power_w", "energy_mj_per_inference", "gmac_per_j", "power_mode",
+)
+
+
 def efficiency_row(run: RunRecord) -> dict[str, Any]:
     m, mean = run.manifest, run.metrics["mean"]
     return {

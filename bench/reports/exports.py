@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.reports.collect import Report
+from bench.reports.collect import EFFICIENCY_COLUMNS, Report
+from bench.reports.published import PUBLISHED_COLUMNS
 
 
 def saturation_cell(warning: dict | None) -> str:
@@ -14,6 +15,14 @@ def saturation_cell(warning: dict | None) -> str:
     if not warning:
         return ""
     return f"{warning['count']} at {warning['value']:.6g} ({warning['share'] * 100:.0f} %)"
+
+
+DRIFT_COLUMNS = (
+    "model", "dataset", "device", "emulated", "category", "images", "host_image_auroc", "device_image_auroc",
+    "delta_points", "ci_low_points", "ci_high_points", "ci_floor_points", "p_value", "spearman", "kendall",
+    "flipped_pairs", "verdict_flips", "pixel_delta_points", "score_saturation", "gate_points", "gate_source",
+    "gate_verdict", "images_to_decide", "host_run", "device_run",
+)
 
 
 def drift_frame(report: Report) -> pd.DataFrame:
@@ -38,7 +47,7 @@ def drift_frame(report: Report) -> pd.DataFrame:
                 "gate_verdict": item["verdict"].outcome, "images_to_decide": item["verdict"].images_needed,
                 "host_run": result["reference"]["run_id"], "device_run": result["device"]["run_id"],
             })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(DRIFT_COLUMNS))  # the header also when no run has a reference
 
 
 def write_tables(report: Report, html_path: Path) -> list[Path]:
@@ -46,10 +55,11 @@ def write_tables(report: Report, html_path: Path) -> list[Path]:
     beside the HTML."""
     tables: dict[str, pd.DataFrame] = {
         "drift": drift_frame(report),
-        "published": pd.DataFrame(report.published),
-        "efficiency": pd.DataFrame(report.efficiency),
-        "emulated": pd.DataFrame(report.emulated),
-        "trends": pd.DataFrame([{**r, "flags": "; ".join(r["flags"])} for r in report.trends]),
+        "published": pd.DataFrame(report.published, columns=list(PUBLISHED_COLUMNS)),
+        "efficiency": pd.DataFrame(report.efficiency, columns=list(EFFICIENCY_COLUMNS)),
+        "emulated": pd.DataFrame(report.emulated, columns=list(EFFICIENCY_COLUMNS)),
+        "trends": pd.DataFrame([{**r, "flags": "; ".join(r["flags"])} for r in report.trends],
+                               columns=[*EFFICIENCY_COLUMNS, "date", "flags"]),
     }
     written = []
     for name, frame in tables.items():

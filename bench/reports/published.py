@@ -71,13 +71,18 @@ def mask_convention(manifest: dict[str, Any]) -> str | None:
     return manifest["model"].get("mask_convention") or (manifest.get("request") or {}).get("mask_convention")
 
 
+DEVICE_COLUMNS = ("device", "emulated", "calibration", "published_int8_image_auroc_pct", "published_int8_drop_points",
+                  "device_image_auroc_pct", "measured_drop_points", "device_run")
+PUBLISHED_COLUMNS = ("model", "dataset", "category", "published_fp32_image_auroc_pct", "published_fp32_pixel_auroc_pct",
+                     "host_image_auroc_pct", "host_pixel_auroc_pct", "mask_convention", *DEVICE_COLUMNS, "host_run",
+                     "published_source")
+
+
 def _device_columns(pub: Published, host_image: float | None, dev: RunRecord | None,
                     category: str) -> dict[str, Any]:
     """The INT8 columns: published next to measured for an IMX500 run, empty without one."""
     if dev is None:
-        return dict.fromkeys(("device", "emulated", "calibration", "published_int8_image_auroc_pct",
-                              "published_int8_drop_points", "device_image_auroc_pct", "measured_drop_points",
-                              "device_run"))
+        return dict.fromkeys(DEVICE_COLUMNS)
     device_image = _pct(dev.metrics["categories"].get(category, {}).get("image_auroc"))
     return {
         "device": dev.manifest["device"]["profile"], "emulated": bool(dev.manifest["device"].get("emulated")),

@@ -74,10 +74,10 @@ SUPPORTED = frozenset({
 })
 
 REJECTED: dict[str, str] = {
-    "Resize": "QNN's GPU backend rejects Resize (EdgeZSAD; onnxruntime#22549); align scales by pooling or a "
-    "strided conv, or upsample on the host",
-    "Upsample": "the QNN converter maps Upsample to Resize, which QNN's GPU backend rejects (EdgeZSAD); "
-    "upsample on the host",
+    "Resize": "QNN's GPU backend rejects Resize (found by the EdgeZSAD authors; onnxruntime#22549); align "
+    "scales by pooling or a strided conv, or upsample on the host",
+    "Upsample": "the QNN converter maps Upsample to Resize, which QNN's GPU backend rejects (found by the "
+    "EdgeZSAD authors); upsample on the host",
     "DynamicQuantizeLinear": "the QNN converter has no translation for it (AI Hub compile fails, onnxruntime#25334)",
 }
 

@@ -290,9 +290,14 @@ def test_inspect_dataset_counts_and_problems(tmp_path: Path, capsys: pytest.Capt
     assert report["problems"] == 2
     assert any("mask is 10x10" in p for p in bottle["problems"])
     assert report["categories"]["carpet"]["masks_missing"] == 1
-    assert main(["inspect", "dataset", "--dataset", "mvtec", "--data-root", str(root), "--json"]) == 0
+    # issue 20: it exited 0 while listing problems; a CI step checking a dataset must see them
+    assert main(["inspect", "dataset", "--dataset", "mvtec", "--data-root", str(root), "--json"]) == 2
     out = capsys.readouterr().out
     assert json.loads(out)["problems"] == 2  # stdout holds the JSON alone
+    (root / "carpet" / "test" / "crack" / "001.png").unlink()
+    (root / "bottle" / "ground_truth" / "crack" / "001_mask.png").unlink()
+    (root / "bottle" / "test" / "crack" / "001.png").unlink()
+    assert main(["inspect", "dataset", "--dataset", "mvtec", "--data-root", str(root)]) == 0
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P", "I;16"])

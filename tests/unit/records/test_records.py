@@ -215,3 +215,17 @@ def test_killed_writer_leaves_a_readable_record(tmp_path: Path) -> None:
     assert record.images["score"].tolist() == [float(i) for i in range(n)]
     maps = record.maps("cat")
     assert all(f"cat/{i}.png" in maps for i in range(n))  # a row always has its map
+
+
+def test_record_files_get_the_mode_the_umask_gives(tmp_path: Path) -> None:
+    """Issue 20: result files were written 0600 (mkstemp's mode) despite umask 022, so an artifact server could
+    not read them; now they are what open() would make."""
+    from bench.records.atomic import write_json
+
+    for mask in (0o022, 0o077):
+        previous = os.umask(mask)
+        try:
+            write_json(tmp_path / f"m{mask:o}.json", {"a": 1})
+        finally:
+            os.umask(previous)
+        assert (tmp_path / f"m{mask:o}.json").stat().st_mode & 0o777 == 0o666 & ~mask

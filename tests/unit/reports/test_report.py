@@ -256,3 +256,27 @@ def test_a_broken_run_is_in_the_report_as_broken(results: Path, tmp_path: Path, 
         assert cell(html, run, "p50_ms", "mean") == cell(html_unescape(before.read_text()), run, "p50_ms", "mean")
     assert f"python -m bench run --resume jetson-broken --out {results}" in html  # works as printed
     assert "jetson-broken" not in (out.parent / "index-efficiency.csv").read_text()
+
+
+def test_every_table_has_its_header_and_every_row_key_a_column(results: Path, tmp_path: Path) -> None:
+    """Issue 20: with no drift rows the drift CSV was an empty file, which pandas cannot read. The header is
+    written for an empty table, and a full report's rows have exactly those columns (none dropped)."""
+    from bench.records import load_run
+    from bench.reports.collect import collect
+    from bench.reports.exports import write_tables
+
+    host_only = tmp_path / "host-only"
+    make_run(host_only, "host-1", "host", "host", "2026-11-20T01:00:00+00:00")
+    for root, name in ((host_only, "empty"), (results, "full")):
+        report = collect([load_run(p) for p in sorted(root.iterdir())], None)
+        (tmp_path / name).mkdir()
+        for path in write_tables(report, tmp_path / name / "index.html"):
+            if path.suffix == ".csv":
+                frame = pd.read_csv(path)
+                assert len(frame.columns) > 3, path
+                table = path.stem.removeprefix("index-")
+                rows = {"efficiency": report.efficiency, "emulated": report.emulated, "trends": report.trends,
+                        "published": report.published}.get(table, [])
+                assert all(set(row) == set(frame.columns) for row in rows), (path, frame.columns)
+    assert pd.read_csv(tmp_path / "empty" / "index-drift.csv").empty
+    assert not pd.read_csv(tmp_path / "full" / "index-drift.csv").empty
