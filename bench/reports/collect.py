@@ -80,17 +80,26 @@ def efficiency_row(run: RunRecord) -> dict[str, Any]:
     }
 
 
+def image_set(manifest: dict[str, Any]) -> str:
+    """A short name of the run's image set: its image count and index hash (a --limit run has its own)."""
+    dataset = manifest["dataset"]
+    return f"{dataset.get('image_count', '?')} images {str(dataset.get('index_sha256') or '')[:8]}".strip()
+
+
 def trends(runs: list[RunRecord]) -> list[dict[str, Any]]:
     """History per (device, model, dataset), oldest first, with regressions against the previous run flagged."""
     groups: dict[tuple, list[RunRecord]] = {}
     for run in runs:
         m = run.manifest
-        groups.setdefault((m["device"]["profile"], m["model"]["name"], m["dataset"]["name"]), []).append(run)
+        # the image set too: a --limit smoke run is not the next point of a full run's history
+        key = (m["device"]["profile"], m["model"]["name"], m["dataset"]["name"], image_set(m))
+        groups.setdefault(key, []).append(run)
     rows = []
     for _, items in sorted(groups.items()):
         previous = None
         for run in sorted(items, key=lambda r: r.manifest["created_at"]):
-            row = {**efficiency_row(run), "date": run.manifest["created_at"], "flags": []}
+            row = {**efficiency_row(run), "date": run.manifest["created_at"], "image_set": image_set(run.manifest),
+                   "flags": []}
             if previous is not None:
                 row["flags"] = _regressions(previous, row)
             rows.append(row)

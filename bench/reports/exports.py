@@ -59,7 +59,7 @@ def write_tables(report: Report, html_path: Path) -> list[Path]:
         "efficiency": pd.DataFrame(report.efficiency, columns=list(EFFICIENCY_COLUMNS)),
         "emulated": pd.DataFrame(report.emulated, columns=list(EFFICIENCY_COLUMNS)),
         "trends": pd.DataFrame([{**r, "flags": "; ".join(r["flags"])} for r in report.trends],
-                               columns=[*EFFICIENCY_COLUMNS, "date", "flags"]),
+                               columns=[*EFFICIENCY_COLUMNS, "date", "image_set", "flags"]),
     }
     written = []
     for name, frame in tables.items():

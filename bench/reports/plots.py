@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from bench.metrics.latency import authoritative_ms, in_time_order, timed_rows
 from bench.pairing import pair_images
@@ -68,7 +69,7 @@ def latency_cdf(runs: list[RunRecord]) -> str | None:
             continue
         lat = np.sort(np.concatenate(values))
         ax.step(lat, np.arange(1, len(lat) + 1) / len(lat), where="post",
-                label=f"{run.manifest['device']['profile']} {run.manifest['model']['name']}")
+                label=f"{run.manifest['device']['profile']} {run.manifest['model']['name']} ({run.run_id})")
         drawn = True
     if not drawn:
         plt.close(fig)
@@ -143,7 +144,7 @@ def trend_plot(rows: list[dict[str, Any]]) -> str | None:
     """Mean image AUROC and p50 latency over time per (device, model, dataset), regressions marked."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault(f"{row['device']}/{row['model']}/{row['dataset']}", []).append(row)
+        groups.setdefault(f"{row['device']}/{row['model']}/{row['dataset']} [{row['image_set']}]", []).append(row)
     groups = {k: v for k, v in groups.items() if len(v) >= 2}
     if not groups:
         return None
@@ -155,6 +156,8 @@ def trend_plot(rows: list[dict[str, Any]]) -> str | None:
             ax.plot(x, y, "o-", label=name)
             flagged = [i for i, r in enumerate(items) if r["flags"]]
             ax.plot(x[flagged], np.asarray(y)[flagged], "x", color="red", ms=10)
+    for ax in (acc, lat):  # runs are counted: no fractional ticks
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     acc.set(xlabel="run (oldest first)", ylabel="mean image AUROC (%)", title="accuracy history")
     lat.set(xlabel="run (oldest first)", ylabel="p50 latency (ms)", title="latency history (x: regression)")
     acc.legend(fontsize=6)

@@ -151,7 +151,11 @@ class _Category:
         return {key: value for key, value in state.items() if value}
 
     def _timed_window(self, session: Session, pool: list[np.ndarray]) -> None:
-        """The timed pass, with the state read just before and just after it (also when it fails)."""
+        """The timed pass, with the state read just before and just after it (also when it fails); nothing when
+        there is nothing to time (an emulated run: its timing would be the host's)."""
+        m = self.work.measurement
+        if m.min_count == 0 and m.min_duration_s <= 0:
+            return
         before = self._state()
         self.sink.set_progress(self.category, state={"before": before})
         try:

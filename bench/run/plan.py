@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -86,10 +87,29 @@ def plan_run(request: RunRequest) -> Plan:
         artifact, cached = artifact_for(device, exported) if here else (None, False)
         jobs.append(Job(category, samples[category], exported, artifact, cached))
     cache = TensorCache(cache_dir() / "tensors", recipes.default) if request.tensor_cache else None
+    manifest = _manifest(request, device, card, recipes, dataset, samples, prepared)
+    if device.emulated:
+        graph = next(iter(prepared.values())).export.exported.onnx_path
+        manifest["device"]["environment"].setdefault("warnings", []).extend(_rejections(device, graph))
     return Plan(device=device, remote=remote, jobs=jobs, recipes=recipes,
                 library=InputLoader(recipes, request.skip_bad, cache), postprocess=card.postprocess,
-                measurement=request.measurement, gmac=next(iter(prepared.values())).macs / 1e9,
-                manifest=_manifest(request, device, card, recipes, dataset, samples, prepared))
+                measurement=request.measurement, gmac=next(iter(prepared.values())).macs / 1e9, manifest=manifest)
+
+
+def _rejections(device: Device, graph: Path) -> list[str]:
+    """What the device's toolchain would reject in the graph (deployability errors), for an emulated run: its
+    figures assume a model that may never deploy there."""
+    from bench.devices.deployability import lint, lint_targets, target_label
+
+    kind = device.profile.kind
+    if kind not in lint_targets():
+        return []
+    errors = [f for f in lint(graph, [kind])[kind] if f.severity == "error"]
+    if not errors:
+        return []
+    more = f", and {len(errors) - 1} more" if len(errors) > 1 else ""
+    return [f"{target_label(kind)} would reject this model ({errors[0].op_type} at {errors[0].node}: "
+            f"{errors[0].message}{more}); the emulated figures assume it deploys (see bench inspect model)"]
 
 
 def compile_models(request: RunRequest) -> list[dict[str, Any]]:

@@ -133,28 +133,42 @@ def test_a_dropped_connection_resumes_to_the_same_record(small_demo: dict, sshd:
     assert scores(run_dir) == scores(reference)
 
 
+def journal_rows(out: Path) -> int:
+    """Complete image and latency rows the run's journals hold now (a resumed attempt appends to them)."""
+    journals = [*out.glob("*/images.jsonl"), *out.glob("*/latency.jsonl")]
+    return sum(journal.read_text().count("\n") for journal in journals)
+
+
+def wait_for_rows(out: Path, proc: subprocess.Popen, target: int, timeout: float = 600) -> bool:
+    """Until the journals hold ``target`` rows (True) or the process ended (False): the kill point is a point
+    of the record's progress, so the test does not depend on the machine's speed (issue 20)."""
+    deadline = time.monotonic() + timeout
+    while journal_rows(out) < target:
+        if proc.poll() is not None:
+            return False
+        assert time.monotonic() < deadline, f"the run never reached {target} rows"
+        time.sleep(0.02)
+    return True
+
+
 def test_runs_killed_at_random_points_resume_to_the_uninterrupted_record(small_demo: dict, reference: Path,
                                                                          tmp_path: Path) -> None:
     out = tmp_path / "results"
     rng = random.Random(20261122)
+    images = len(load_run(reference).images)
+    # kill points in rows recorded: three during the accuracy passes, then two among the timed rows
+    targets = [*sorted(rng.sample(range(1, images), 3)), images + rng.randint(1, 4), images + rng.randint(6, 9)]
     proc = subprocess.Popen([sys.executable, "-m", "bench", *args(small_demo, out, "host")], cwd=tmp_path,
                             env={**os.environ, **env(small_demo)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     kills = 0
     run_dir = None
-    for _ in range(6):
-        time.sleep(rng.uniform(0.5, 6.0))
-        if proc.poll() is not None:
+    for target in targets:
+        if not wait_for_rows(out, proc, target):
             break
         proc.send_signal(rng.choice([signal.SIGKILL, signal.SIGTERM, signal.SIGINT]))
         proc.communicate(timeout=120)
         kills += 1
-        found = list(out.glob("*/manifest.json"))
-        if not found:  # killed before the record existed: start afresh, as a user would
-            proc = subprocess.Popen([sys.executable, "-m", "bench", *args(small_demo, out, "host")], cwd=tmp_path,
-                                    env={**os.environ, **env(small_demo)}, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE)
-            continue
-        run_dir = found[0].parent
+        run_dir = next(out.glob("*/manifest.json")).parent  # rows exist, so the record does
         if load_run(run_dir).status == "complete":
             break  # the signal came after the record was finished (status is written last): nothing to resume
         proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--out", str(out), "--resume", run_dir.name],
@@ -166,7 +180,7 @@ def test_runs_killed_at_random_points_resume_to_the_uninterrupted_record(small_d
         done = run_cli(["run", "--out", str(out), "--resume", run_dir.name], cwd=tmp_path, env=env(small_demo))
         assert done.returncode == 0, done.stderr[-3000:]
     record = load_run(run_dir)
-    assert kills >= 1 and record.status == "complete"
+    assert kills >= 3 and record.status == "complete"  # at least the accuracy-pass kills always land
     assert record.images["image_id"].is_unique and scores(run_dir) == scores(reference)
     assert set(record.metrics["categories"]) == {"washer", "tiles"}
     for category, state in record.manifest["progress"].items():

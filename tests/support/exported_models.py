@@ -18,7 +18,9 @@ STD = [0.229, 0.224, 0.225]
 
 
 def anomaly_onnx(path: Path, size: int = 32, normalise_inside: bool = False, constant_map: bool = False,
-                 dynamic: bool = False, inputs: int = 1) -> Path:
+                 dynamic: bool = False, inputs: int = 1, resize: bool = False) -> Path:
+    """A tiny anomaly model: the map is the channel mean, the score its maximum; ``resize`` routes the map
+    through an identity Resize (an op QNN's GPU backend rejects)."""
     onnx = need("export", "onnx")
     TensorProto, helper, numpy_helper = onnx.TensorProto, onnx.helper, onnx.numpy_helper
     nodes, init = [], [numpy_helper.from_array(np.array([1], np.int64), "axes")]
@@ -32,6 +34,9 @@ def anomaly_onnx(path: Path, size: int = 32, normalise_inside: bool = False, con
     if constant_map:
         init.append(numpy_helper.from_array(np.array(0.0, np.float32), "zero"))
         nodes.append(helper.make_node("Mul", ["gray", "zero"], ["anomaly_map"]))
+    elif resize:
+        init.append(numpy_helper.from_array(np.ones(4, np.float32), "scales"))
+        nodes.append(helper.make_node("Resize", ["gray", "", "scales"], ["anomaly_map"], mode="linear"))
     else:
         nodes.append(helper.make_node("Identity", ["gray"], ["anomaly_map"]))
     nodes.append(helper.make_node("ReduceMax", ["anomaly_map"], ["pred_score"], keepdims=0))

@@ -20,7 +20,8 @@ def make_run(root: Path, run_id: str, device: str, kind: str, created: str, nois
              emulated: bool = False, latency_ms: float = 20.0, watts: float | None = None,
              categories: tuple[str, ...] = CATEGORIES, perturb: Callable | None = None,
              model: dict | None = None, artifact: dict | None = None, pixel: bool = False,
-             role: str | None = None, status: str = "complete", error: str | None = None) -> Path:
+             role: str | None = None, status: str = "complete", error: str | None = None,
+             dataset: dict | None = None) -> Path:
     """A complete run; ``perturb(scores, labels)`` alters a category's scores, ``model`` adds manifest fields,
     ``artifact`` is every category's artifact details, ``pixel`` adds maps and masks for pixel metrics; ``role``
     defaults to the shipped profiles' (reference for ``host``, else device). Another ``status`` (failed,
@@ -38,7 +39,7 @@ def make_run(root: Path, run_id: str, device: str, kind: str, created: str, nois
                   "backbone_sha256": "b" * 64,
                   "categories": {c: {"checkpoint_sha256": c[0] * 64, **entry} for c in categories}, **(model or {})},
         "dataset": {"name": "mvtec", "root": str(root / "nowhere"), "categories": list(categories), "image_count": 80,
-                    "index_sha256": "i" * 64},
+                    "index_sha256": "i" * 64, **(dataset or {})},
         "measurement": {"warmup": 1}, "harness": {"version": "0.1.0", "commit": "abc", "dirty": False},
     }
     writer = RunWriter.create(root, manifest, run_id)

@@ -151,6 +151,22 @@ def test_emulated_fp16_runs_an_exported_model_and_the_imx500_says_what_it_needs(
     assert "quantizes from a PyTorch module" in err and "'module'" in err
 
 
+def test_an_emulated_run_warns_when_the_device_would_reject_the_model(tmp_path: Path, tree: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    """Issue 20: ``run --device rb5 --emulate`` gave figures for a model QNN's GPU backend rejects, silently."""
+    card = exported_card(tmp_path / "byo.yaml", anomaly_onnx(tmp_path / "model.onnx", resize=True))
+    assert main(["run", "--device", "rb5", "--emulate", "--model", str(card), "--data-root", str(tree),
+                 "--out", str(tmp_path / "results")]) == 0
+    warning = ("warning: RB5 (QNN GPU) would reject this model (Resize at Resize#1: QNN's GPU backend rejects Resize")
+    assert warning in capsys.readouterr().err
+    (run_dir,) = (tmp_path / "results").iterdir()
+    assert any(w.startswith(warning.removeprefix("warning: "))
+               for w in load_run(run_dir).manifest["device"]["environment"]["warnings"])  # and recorded
+    assert main(["run", "--device", "jetson", "--emulate", "--model", str(card), "--data-root", str(tree),
+                 "--out", str(tmp_path / "trt")]) == 0
+    assert "would reject" not in capsys.readouterr().err  # TensorRT takes Resize
+
+
 def test_recipe_channel_order_and_value_range() -> None:
     pixels = np.zeros((4, 4, 3), np.uint8)
     pixels[..., 0], pixels[..., 2] = 255, 51

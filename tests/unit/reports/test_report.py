@@ -280,3 +280,18 @@ def test_every_table_has_its_header_and_every_row_key_a_column(results: Path, tm
                 assert all(set(row) == set(frame.columns) for row in rows), (path, frame.columns)
     assert pd.read_csv(tmp_path / "empty" / "index-drift.csv").empty
     assert not pd.read_csv(tmp_path / "full" / "index-drift.csv").empty
+
+
+def test_a_limit_run_starts_its_own_history_and_every_row_names_its_run(results: Path, tmp_path: Path) -> None:
+    """Issue 20: trends mixed --limit subsets with full runs, and the efficiency table had no run ids."""
+    make_run(results, "jetson-smoke", "jetson", "jetson", "2026-11-22T02:00:00+00:00", latency_ms=40,
+             dataset={"image_count": 8, "index_sha256": "s" * 64})
+    out = tmp_path / "index.html"
+    assert main(["report", str(results), "--out", str(out)]) == 0
+    trends = pd.read_csv(tmp_path / "index-trends.csv").set_index("run_id")
+    assert trends.loc["jetson-smoke", "image_set"] == "8 images ssssssss"
+    assert pd.isna(trends.loc["jetson-smoke", "flags"])  # 40 ms is not a regression of the full runs' 16 ms
+    assert trends.loc["jetson-2", "flags"].startswith("p50 latency +")  # the full runs' history is unchanged
+    html = out.read_text()
+    table = html[html.index('id="efficiency-table"'):html.index("</table>", html.index('id="efficiency-table"'))]
+    assert all(f'<a href="#{run}">{run}</a>' in table for run in ("host-1", "jetson-1", "jetson-2", "jetson-smoke"))
