@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             checkpoint=args.checkpoint, categories=args.categories,
             limit=args.limit, backbone_weights=args.backbone_weights, skip_bad=args.skip_bad,
             tensor_cache=args.tensor_cache, emulate=args.emulate, mask_convention=args.mask_convention,
-            calibration=args.calibration,
+            calibration=args.calibration, note=args.note,
         )
     measurement = {"warmup": args.warmup, "min_count": args.min_count, "min_duration_s": args.min_duration}
     run_dir = execute(request, out=args.out, resume=args.resume, measurement=measurement)
@@ -230,9 +231,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from bench.data.demo import DemoSpec
-    from bench.demo import DEMO_MEASUREMENT, run_demo
+    from bench.demo import DEMO_MEASUREMENT, closing_lines, run_demo
     from bench.run.measure import Measurement
 
+    started = time.monotonic()
     if args.small:
         spec = DemoSpec(size=128, n_train=6, n_test_good=3, n_test_per_defect=2)
         run_dir, report = run_demo(spec, args.out, args.report, Measurement(warmup=2, min_count=5, min_duration_s=0.0),
@@ -241,6 +243,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         run_dir, report = run_demo(None, args.out, args.report, DEMO_MEASUREMENT)
     print(f"run record: {run_dir}")
     print(f"report:     {report}")
+    print("\n".join(closing_lines(run_dir, report, time.monotonic() - started)))
     return 0
 
 
@@ -262,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "else the torch hub cache)")
     run.add_argument("--skip-bad", action="store_true", help="record a bad image (unreadable, no mask, wrong "
                      "mask size) with its error and go on; strict by default")
+    run.add_argument("--note", help="one line recorded with the run and shown with it in the report")
     run.add_argument("--tensor-cache", action="store_true", help="cache preprocessed tensors on disk, keyed by "
                      "the preprocessing recipe and the image bytes")
     run.add_argument("--emulate", action="store_true", help="run the device's numerics (FP16, MCT INT8) on the "

@@ -136,6 +136,7 @@ def _run_view(record: RunRecord) -> dict[str, Any]:
             "mask_convention": mask_convention(record.manifest) or "not recorded",
             "int8": int8_provenance(record.manifest), "states": device_states(record.manifest),
             "timeline_png": plots.latency_timeline(record), "images": len(record.images),
+            "note": (record.manifest.get("request") or {}).get("note"),
             "resume": f"python -m bench run --resume {record.run_id} --out {record.path.parent}"}
 
 

@@ -31,6 +31,7 @@ class RunRequest:
     mask_convention: str | None = None
     calibration: str | None = None  # INT8 representative set (bench.data.calibration); None: the profile's
     measurement: Measurement = field(default_factory=Measurement)
+    note: str | None = None  # one line the report shows with the run (the demo says why its AUROC is low)
 
     def to_manifest(self) -> dict[str, Any]:
         data = asdict(self)

@@ -103,3 +103,27 @@ def test_compare_two_host_runs_end_to_end(small_demo: dict) -> None:
     for figures in result["categories"].values():
         assert figures["image"]["delta_points"] == 0.0 and figures["image"]["max_abs_error"] == 0.0
         assert figures["pixel"]["delta_points"] == 0.0
+
+
+def test_demo_ends_with_its_figures_why_and_next_commands_that_work_as_printed(small_demo: dict) -> None:
+    """Issue 20: the demo ended with two paths and no result, and 'bench run ... --data-root <demo data>' did not
+    find the demo's checkpoints. Its closing lines give the figures, why AUROC is low, and commands with real paths."""
+    import shlex
+
+    stdout = small_demo["stdout"]
+    mean = load_run(small_demo["run"]).metrics["mean"]
+    assert re.search(r"demo done in \d+ min \d\d s: TinyGLASS on the host, 27 images; "
+                     rf"image AUROC {mean['image_auroc'] * 100:.1f} % \(mean over categories\), "
+                     rf"p50 latency {mean['p50_ms']:.1f} ms on this CPU", stdout)
+    assert "the AUROC is low by design: the demo's backbone is a seeded random ResNet-18" in stdout
+    html = small_demo["report"].read_text()
+    assert "Note: demo run: the backbone is a seeded random ResNet-18" in html  # the report says so too
+    command = next(line.strip() for line in stdout.splitlines() if "--device jetson --emulate" in line)
+    argv = shlex.split(command)
+    assert argv[:3] == ["python", "-m", "bench"]
+    out = Path(argv[argv.index("--out") + 1])
+    argv[argv.index("--out") + 1] = str(small_demo["work"] / "next")  # leave the session's demo results as they are
+    done = run_cli([*argv[3:], "--categories", "washer", "--limit", "4"], cwd=small_demo["work"],
+                   env={"BENCH_CACHE_DIR": str(small_demo["cache"])})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert out.name == "results"  # the demo's own results folder, where its run record is
