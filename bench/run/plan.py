@@ -170,7 +170,12 @@ def _test_samples(dataset: Dataset, categories: list[str], limit: int | None,
         samples = dataset.samples(category, "test")
         if not samples:
             raise BadInput(f"{dataset.root / category / 'test'}: no test images")
-        out[category] = checked(_spread(samples, limit), skip_bad)
+        chosen = _spread(samples, limit)
+        if len({s.label for s in chosen}) < 2:
+            kind = "only good images" if chosen[0].label == 0 else "only defective images"
+            raise BadInput(f"{dataset.root / category / 'test'}: category '{category}' has {kind} to test; image AUROC "
+                           "and drift need both (a --limit too small, or a split without its other class?)")
+        out[category] = checked(chosen, skip_bad)
     return out
 
 

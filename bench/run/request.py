@@ -57,4 +57,9 @@ def resumed_request(run_dir: Path) -> RunRequest:
     """The request an unfinished run was started with, read from its manifest."""
     if not run_dir.is_dir():
         raise BadInput(f"--resume {run_dir.name}: no such run in {run_dir.parent}")
-    return RunRequest.from_manifest(read_manifest(run_dir)["request"])
+    manifest = read_manifest(run_dir)
+    if manifest.get("status") == "complete":
+        raise BadInput(f"--resume {run_dir.name}: the run is complete; nothing to resume (start a new run instead)")
+    if not manifest.get("request"):
+        raise BadInput(f"--resume {run_dir.name}: its manifest records no request, so it cannot be resumed")
+    return RunRequest.from_manifest(manifest["request"])
