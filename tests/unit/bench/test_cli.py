@@ -161,3 +161,13 @@ def test_a_device_that_cannot_run_here_is_refused_before_any_export(tmp_path: Pa
     assert main(["run", "--device", "host-cuda", "--data-root", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "host-cuda" in err and "CUDAExecutionProvider" in err
+
+
+def test_a_fitting_bar_counts_time_from_its_first_step() -> None:
+    """Issue 20: the first fitting bar showed an ETA of 4:33:01, the setup before step 1 counted as a step."""
+    from bench.progress import bar, loss_callback
+
+    with bar(300, "fit widget") as progress:
+        progress.start_t -= 1000.0  # as if reading and embedding the training images took 1000 s
+        loss_callback(progress)(1, 300, 0.5)
+        assert progress.n == 1 and progress.format_dict["elapsed"] < 60
