@@ -18,7 +18,7 @@ def saturation_cell(warning: dict | None) -> str:
 
 
 DRIFT_COLUMNS = (
-    "model", "dataset", "device", "emulated", "category", "images", "host_image_auroc", "device_image_auroc",
+    "model", "dataset", "device", "emulated", "category", "images", "host_image_auroc_pct", "device_image_auroc_pct",
     "delta_points", "ci_low_points", "ci_high_points", "ci_floor_points", "p_value", "spearman", "kendall",
     "flipped_pairs", "verdict_flips", "pixel_delta_points", "score_saturation", "gate_points", "gate_source",
     "gate_verdict", "images_to_decide", "host_run", "device_run",
@@ -36,7 +36,7 @@ def drift_frame(report: Report) -> pd.DataFrame:
             rows.append({
                 "model": result["model"], "dataset": result["dataset"], "device": result["device"]["device"],
                 "emulated": result["device"]["emulated"], "category": category, "images": c["images"],
-                "host_image_auroc": img["auroc_ref"] * 100, "device_image_auroc": img["auroc_dev"] * 100,
+                "host_image_auroc_pct": img["auroc_ref"] * 100, "device_image_auroc_pct": img["auroc_dev"] * 100,
                 "delta_points": img["delta_points"], "ci_low_points": img["ci_low_points"],
                 "ci_high_points": img["ci_high_points"], "ci_floor_points": img["ci_floor_points"],
                 "p_value": img["p_value"], "spearman": img["spearman"],
@@ -52,7 +52,7 @@ def drift_frame(report: Report) -> pd.DataFrame:
 
 def write_tables(report: Report, html_path: Path) -> list[Path]:
     """``<stem>-drift``, ``-published``, ``-efficiency``, ``-emulated`` and ``-trends`` as .csv and .md
-    beside the HTML."""
+    beside the HTML; every AUROC in percent, in a column named ``..._pct``."""
     tables: dict[str, pd.DataFrame] = {
         "drift": drift_frame(report),
         "published": pd.DataFrame(report.published, columns=list(PUBLISHED_COLUMNS)),
@@ -61,6 +61,10 @@ def write_tables(report: Report, html_path: Path) -> list[Path]:
         "trends": pd.DataFrame([{**r, "flags": "; ".join(r["flags"])} for r in report.trends],
                                columns=[*EFFICIENCY_COLUMNS, "date", "image_set", "flags"]),
     }
+    for name in ("efficiency", "emulated", "trends"):  # AUROC in percent, as the HTML and the other tables show it
+        frame = tables[name]
+        frame["image_auroc"] = frame["image_auroc"] * 100
+        tables[name] = frame.rename(columns={"image_auroc": "image_auroc_pct"})
     written = []
     for name, frame in tables.items():
         base = html_path.with_name(f"{html_path.stem}-{name}")

@@ -118,6 +118,9 @@ def test_report_exports_csv_and_markdown(results: Path, tmp_path: Path) -> None:
     jetson = load_run(results / "jetson-2").metrics["mean"]
     row = efficiency.set_index("run_id").loc["jetson-2"]
     assert row["energy_mj_per_inference"] == pytest.approx(jetson["energy_mj_per_inference"])
+    # issue 20: AUROC was a percentage in the HTML and a fraction here; every table now says percent, by name
+    assert row["image_auroc_pct"] == pytest.approx(jetson["image_auroc"] * 100)
+    assert drift["host_image_auroc_pct"].between(50, 100).all()
     assert "| device" in (tmp_path / "index-efficiency.md").read_text()
     trends = pd.read_csv(tmp_path / "index-trends.csv")
     assert trends.set_index("run_id").loc["jetson-2", "flags"].startswith("p50 latency +")
@@ -277,7 +280,8 @@ def test_every_table_has_its_header_and_every_row_key_a_column(results: Path, tm
                 table = path.stem.removeprefix("index-")
                 rows = {"efficiency": report.efficiency, "emulated": report.emulated, "trends": report.trends,
                         "published": report.published}.get(table, [])
-                assert all(set(row) == set(frame.columns) for row in rows), (path, frame.columns)
+                named = {"image_auroc": "image_auroc_pct"}  # the tables state AUROC in percent
+                assert all({named.get(k, k) for k in row} == set(frame.columns) for row in rows), (path, frame.columns)
     assert pd.read_csv(tmp_path / "empty" / "index-drift.csv").empty
     assert not pd.read_csv(tmp_path / "full" / "index-drift.csv").empty
 
