@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from bench.clock import now_ns
 from bench.data.loader import Loaded
@@ -89,8 +90,12 @@ def measure(work: Workload, sink: RecordSink) -> None:
     each timed window; a meter that cannot be read is recorded as unavailable and the run goes on."""
     meter = None if work.device.emulated else _open_meter(work.device.profile.power, sink)
     try:
-        for job in work.jobs:
-            _Category(work, sink, meter, job).run()
+        # The post-processing's small matrix products must not wake a BLAS thread pool: its threads spin after
+        # each call and took the cores from the next inference (ONNX Runtime 2.4x slower on 2 cores, benchmarks/
+        # README.md). One BLAS thread for the whole measure step; the device's own runtime is unaffected.
+        with threadpool_limits(limits=1, user_api="blas"):
+            for job in work.jobs:
+                _Category(work, sink, meter, job).run()
     finally:
         if meter is not None:
             with cleanup("closing the power meter"):
