@@ -13,7 +13,8 @@ drift of the machine hits every arm alike):
 
 Figures: pooled p50 of each arm and its ratio to the bare loop; the median over rounds of the
 per-round p50 ratio with its 95 % order-statistic interval; the wall time per inference over each
-block (first start to last end, what FPS is based on). Goal: harness p50 within 1 % of the bare loop.
+block (first start to last end, what FPS is based on). Goal: harness p50 at most 1 % above the bare
+loop (the upper end of the 95 % interval of the ratio).
 
 On a loaded machine the model's own jitter (milliseconds) hides a harness cost of microseconds, so
 the same arms also run over a null session (``infer`` returns a ready result): the harness's own
@@ -162,12 +163,14 @@ def main() -> int:
     ratios = np.array([np.median(a) / np.median(b) for a, b in zip(model_lat["harness"], model_lat["bare"],
                                                                    strict=True)])
     low, high = quantile_ci(ratios, 0.5)
-    if low is not None and high is not None and low >= 0.99 and high <= 1.01:
-        verdict = "met: the 95 % interval of the round ratio lies within +-1 %"
-    elif low is not None and high is not None and (low > 1.01 or high < 0.99):
-        verdict = "missed: the 95 % interval of the round ratio lies outside +-1 %"
+    # the goal bounds the harness's overhead: the upper end of the ratio's interval (a lower end under 1 is the
+    # machine's noise between rounds; the harness cannot be faster than the loop it wraps)
+    if high is not None and high <= 1.01:
+        verdict = f"met: the 95 % interval of the round ratio ends at {high:.4f} <= 1.01"
+    elif low is not None and low > 1.01:
+        verdict = f"missed: the 95 % interval of the round ratio starts at {low:.4f} > 1.01"
     else:
-        verdict = "inconclusive from the model's timings: the interval straddles +-1 % (machine noise)"
+        verdict = "inconclusive from the model's timings: the interval straddles 1.01 (machine noise)"
     span_us = (float(np.median(np.concatenate(null_lat["harness"]))) - null_p50) * 1000
     wall_us = (float(np.median(null_wall["harness"])) - null_bare_wall) * 1000
     print(f"goal harness p50 within 1 % of the bare loop: {verdict}; the harness's own cost, "
