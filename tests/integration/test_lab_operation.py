@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from support.cli import run_cli
+from support.cli import ctrl_c_default, run_cli
 from support.local_sshd import LocalSshd, ensure_sshd, make_sshd
 from support.paths import REPO
 
@@ -159,7 +159,8 @@ def test_runs_killed_at_random_points_resume_to_the_uninterrupted_record(small_d
     # kill points in rows recorded: three during the accuracy passes, then two among the timed rows
     targets = [*sorted(rng.sample(range(1, images), 3)), images + rng.randint(1, 4), images + rng.randint(6, 9)]
     proc = subprocess.Popen([sys.executable, "-m", "bench", *args(small_demo, out, "host")], cwd=tmp_path,
-                            env={**os.environ, **env(small_demo)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            env={**os.environ, **env(small_demo)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=ctrl_c_default)
     kills = 0
     run_dir = None
     for target in targets:
@@ -173,7 +174,7 @@ def test_runs_killed_at_random_points_resume_to_the_uninterrupted_record(small_d
             break  # the signal came after the record was finished (status is written last): nothing to resume
         proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--out", str(out), "--resume", run_dir.name],
                                 cwd=tmp_path, env={**os.environ, **env(small_demo)}, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+                                stderr=subprocess.PIPE, preexec_fn=ctrl_c_default)
     proc.communicate(timeout=600)
     run_dir = run_dir or next(out.iterdir())
     if load_run(run_dir).status != "complete":

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support.cli import run_cli
+from support.cli import ctrl_c_default, run_cli
 
 from bench.records import load_run
 
@@ -91,7 +91,8 @@ def interrupt_when(args: list[str], cwd: Path, cache: Path, marker: str, timeout
     """Start ``python -m bench ARGS``, send SIGINT (Ctrl-C) as soon as ``marker`` shows on its stderr (an event,
     not a delay), and return its exit code and whole stderr."""
     env = {**os.environ, "BENCH_CACHE_DIR": str(cache)}
-    proc = subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=cwd, env=env, preexec_fn=ctrl_c_default,
+                            stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     seen, deadline = "", time.monotonic() + timeout
