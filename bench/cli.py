@@ -237,13 +237,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     if args.small:
         spec = DemoSpec(size=128, n_train=6, n_test_good=3, n_test_per_defect=2)
-        run_dir, report = run_demo(spec, args.out, args.report, Measurement(warmup=2, min_count=5, min_duration_s=0.0),
-                                   fit_steps=20)
+        demo = run_demo(spec, args.out, args.report, Measurement(warmup=2, min_count=5, min_duration_s=0.0),
+                        fit_steps=20)
     else:
-        run_dir, report = run_demo(None, args.out, args.report, DEMO_MEASUREMENT)
-    print(f"run record: {run_dir}")
-    print(f"report:     {report}")
-    print("\n".join(closing_lines(run_dir, report, time.monotonic() - started)))
+        demo = run_demo(None, args.out, args.report, DEMO_MEASUREMENT)
+    print(f"run record: {demo.run_dir}")
+    print(f"report:     {demo.report}")
+    print("\n".join(closing_lines(demo, time.monotonic() - started)))
     return 0
 
 

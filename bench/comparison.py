@@ -61,8 +61,14 @@ def _delong_mean(images: list[dict[str, Any]]) -> dict[str, float | None]:
             "delong_ci_high_points": mean + z * se}
 
 
-def compare(ref_path: Path, dev_path: Path, masks: dict[str, dict[str, np.ndarray]] | None = None) -> dict[str, Any]:
-    ref, dev = load_run(ref_path), load_run(dev_path)
+def compare(ref_run: Path | RunRecord, dev_run: Path | RunRecord,
+            masks: dict[str, dict[str, np.ndarray]] | None = None,
+            reference_pixel_auroc: dict[tuple[str, tuple[str, ...]], float] | None = None) -> dict[str, Any]:
+    """Drift of ``dev_run`` against ``ref_run`` (folders, or records already read: a report comparing many
+    runs with one reference reads that reference's maps once). ``reference_pixel_auroc``: the reference's
+    pixel AUROC per (category, image ids), filled and reused across calls with the same reference and masks."""
+    ref = ref_run if isinstance(ref_run, RunRecord) else load_run(ref_run)
+    dev = dev_run if isinstance(dev_run, RunRecord) else load_run(dev_run)
     categories: dict[str, Any] = {}
     intervals = []
     for item in pair_images(ref, dev):
@@ -78,8 +84,12 @@ def compare(ref_path: Path, dev_path: Path, masks: dict[str, dict[str, np.ndarra
         interval = auroc_difference_interval(labels, scores_ref, scores_dev,
                                              seed=[BOOTSTRAP_SEED, zlib.crc32(item.category.encode())])
         intervals.append(interval)
+        known = reference_pixel_auroc if reference_pixel_auroc is not None else {}
         summary = drift_summary(labels, scores_ref, scores_dev, maps_ref if cat_masks is not None else None,
-                                maps_dev if cat_masks is not None else None, cat_masks, interval=interval)
+                                maps_dev if cat_masks is not None else None, cat_masks, interval=interval,
+                                pixel_auroc_ref=known.get((item.category, tuple(ids))))
+        if summary["pixel"] and summary["pixel"]["auroc_ref"] is not None:
+            known[(item.category, tuple(ids))] = summary["pixel"]["auroc_ref"]
         categories[item.category] = {"images": len(ids), "excluded": item.excluded, "left_out": item.left_out,
                                      **summary}
     deltas = [c["image"]["delta_points"] for c in categories.values()]

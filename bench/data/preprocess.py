@@ -234,7 +234,15 @@ def preprocess_mask(path: Path | None, recipe: Recipe, image_path: Path) -> np.n
     if path is None:
         return np.zeros(recipe.crop, dtype=bool)
     check_mask_size(path, image_path)
-    mask = open_image(path, mode="L")
+    return _mask_on_grid(open_image(path, mode="L"), recipe)
+
+
+def mask_from_bytes(path: Path, data: bytes, recipe: Recipe) -> np.ndarray:
+    """``preprocess_mask`` of a mask file already read (its size already checked against its image)."""
+    return _mask_on_grid(open_image(path, mode="L", data=data or None), recipe)
+
+
+def _mask_on_grid(mask: Image.Image, recipe: Recipe) -> np.ndarray:
     if recipe.mask == "bilinear_cast":
         return np.asarray(_resize_crop(mask, recipe, Image.Resampling.BILINEAR)) == 255
     return np.asarray(_resize_crop(mask, recipe, Image.Resampling.NEAREST)) > 0

@@ -116,3 +116,18 @@ def save_random_resnet18(path: Path, seed: int, calibration: np.ndarray | None =
         calibrate_batchnorm(model, calibration)
     replace_atomically(path, lambda tmp: torch.save(model.state_dict(), tmp))
     return path
+
+
+def save_random_tinyvit(path: Path, seed: int) -> Path:
+    """A seeded random TinyViT-21M-512 state dict (timm's architecture, no pretrained weights), for the demo's
+    EdgeZSAD stand-in and tests: it goes through timm's local-file loading as the published weights do."""
+    from bench.models.edgezsad import tinyvit
+
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        model = tinyvit(None)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    replace_atomically(path, lambda tmp: torch.save(model.state_dict(), tmp))
+    return path

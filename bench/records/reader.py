@@ -61,6 +61,10 @@ class RunRecord:
             self._maps[category] = _read_maps(self.path, category, self.images)
         return self._maps[category]
 
+    def drop_maps(self) -> None:
+        """Forget the maps read so far (a full MVTec AD run's are ~220 MB), as a report does after each pair."""
+        self._maps.clear()
+
 
 def load_run(path: str | Path) -> RunRecord:
     """Read a run folder; an unfinished run is read from its journals, so nothing recorded is lost."""

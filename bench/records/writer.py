@@ -14,6 +14,7 @@ import fcntl
 import os
 import shutil
 import uuid
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -217,14 +218,11 @@ class RunWriter:
             return
         images = read_journal(self.run_dir / "images.jsonl", TABLES["images"])
         for category, group in images.groupby("category", sort=True):
-            arrays = {}
-            for image_id in group["image_id"]:
-                path = map_file(self.run_dir, str(category), image_id)
-                if path.exists():
-                    arrays[image_id] = np.load(path)
-            if arrays:
+            files = {image_id: path for image_id in group["image_id"]
+                     if (path := map_file(self.run_dir, str(category), image_id)).exists()}
+            if files:
                 target = self.run_dir / "maps" / f"{category}.npz"
-                replace_atomically(target, lambda tmp, a=arrays: _save_npz(tmp, a))
+                replace_atomically(target, lambda tmp, f=files: _save_npz(tmp, f))
 
     def _save_manifest(self) -> None:
         self._manifest["updated_at"] = utc_now()
@@ -236,6 +234,9 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(fh, array)
 
 
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    with open(path, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
+def _save_npz(path: Path, files: dict[str, Path]) -> None:
+    """The saved ``.npy`` files as one ``.npz``, copied in unparsed and stored, not deflated: float16 maps
+    shrink only ~25 % under zlib, which cost 6 ms a map (10 s of an MVTec AD run on 2 cores)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for image_id, source in files.items():
+            archive.write(source, arcname=f"{image_id}.npy")

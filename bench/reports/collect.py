@@ -43,12 +43,21 @@ def collect(runs: list[RunRecord], max_drift: float | None, pinned: list[RunReco
     pairing = pair_runs(complete, pinned)
     for run, reason in pairing.unpaired:
         report.unpaired.append({"run": run, "reason": reason})
+    # per reference, its masks and pixel AUROC are computed once, however many runs pair with it
+    masks: dict[int, Any] = {}
+    known: dict[int, dict[Any, float]] = {}
+    references = {id(ref) for ref, _ in pairing.pairs}
     for ref, run in pairing.pairs:
+        if id(ref) not in masks:
+            masks[id(ref)], known[id(ref)] = masks_for(ref), {}
         try:
-            result = compare(ref.path, run.path, masks_for(ref))
+            result = compare(ref, run, masks[id(ref)], known[id(ref)])
         except BadInput as exc:
             report.unpaired.append({"run": run, "reason": str(exc)})
             continue
+        finally:
+            if id(run) not in references:
+                run.drop_maps()
         limit = resolve_gate(run.manifest, max_drift)
         report.drift.append({"ref": ref, "dev": run, "result": result, "gate": limit,
                              "verdict": judge(result, limit)})

@@ -20,7 +20,8 @@ from bench.clock import clock_info
 from bench.data.calibration import DEFAULT_CALIBRATION, choose
 from bench.data.datasets import Dataset, checked, open_dataset
 from bench.data.loader import InputLoader
-from bench.data.preprocess import Recipe, Recipes, preprocess_mask
+from bench.data.mask_cache import MaskCache
+from bench.data.preprocess import Recipe, Recipes
 from bench.data.samples import Sample
 from bench.data.tensor_cache import TensorCache
 from bench.devices.base import Device, ExportedModel
@@ -36,6 +37,7 @@ from bench.provenance import command_line, harness_info, index_sha256
 from bench.remote.ssh import is_remote
 from bench.run.measure import Job, Measurement, SampleLibrary, Workload
 from bench.run.request import RunRequest
+from bench.util import release_memory
 
 PARITY_IMAGES = 2
 
@@ -77,7 +79,8 @@ def plan_run(request: RunRequest) -> Plan:
     remote = is_remote(device.profile.location) and not device.emulated
     if not remote:  # before any export or compile: a missing board, camera or runtime costs nothing
         device.require_available()
-    card, dataset, categories, samples, prepared = _inputs(request, request.skip_bad)
+    card, dataset, categories, samples, prepared = _inputs(request, request.skip_bad,
+                                                           need_module=device.quantization_images() > 0)
     recipes = card.recipes.with_mask(request.mask_convention)
     here = not remote or (device.compiles_apart() and device.compile_status()[0])
     jobs = []
@@ -85,6 +88,12 @@ def plan_run(request: RunRequest) -> Plan:
         exported = _for_device(device, prepared[category], dataset, recipes.for_category(category),
                                request.calibration)
         artifact, cached = artifact_for(device, exported) if here else (None, False)
+        if artifact is not None and prepared[category].module is not None:
+            # compiled: the module and its representative images are not needed again; fifteen MVTec AD
+            # categories' networks held to the end, with MCT's leftovers, took a cold INT8 run past 4 GiB
+            exported = replace(exported, module=None, representative=None)
+            prepared[category] = replace(prepared[category], module=None)
+            release_memory()
         jobs.append(Job(category, samples[category], exported, artifact, cached))
     cache = TensorCache(cache_dir() / "tensors", recipes.default) if request.tensor_cache else None
     manifest = _manifest(request, device, card, recipes, dataset, samples, prepared)
@@ -120,7 +129,8 @@ def compile_models(request: RunRequest) -> list[dict[str, Any]]:
     """
     profile = load_profile(request.device)
     device = create_device(profile, request.emulate)
-    card, dataset, categories, _, prepared = _inputs(request, skip_bad=True)
+    card, dataset, categories, _, prepared = _inputs(request, skip_bad=True,
+                                                     need_module=device.quantization_images() > 0)
     rows = []
     for category in categories:
         exported = _for_device(device, prepared[category], dataset, card.recipes.for_category(category),
@@ -140,7 +150,8 @@ def category_masks(recipe: Recipe, samples: list[Sample], evaluated: set[str]) -
     chosen = [s for s in samples if s.image_id in evaluated]
     if any(s.label == 1 and s.mask_path is None for s in chosen):
         return None
-    return {s.image_id: preprocess_mask(s.mask_path, recipe, s.path) for s in chosen}
+    cache = MaskCache(cache_dir() / "masks")
+    return {s.image_id: cache.mask(s.mask_path, recipe, s.path) for s in chosen}
 
 
 class Inputs(NamedTuple):
@@ -153,14 +164,14 @@ class Inputs(NamedTuple):
     prepared: dict[str, PreparedModel]
 
 
-def _inputs(request: RunRequest, skip_bad: bool) -> Inputs:
+def _inputs(request: RunRequest, skip_bad: bool, need_module: bool = True) -> Inputs:
     card = load_model(request.model)
     if request.data_root is None or not request.data_root.exists():
         raise BadInput(f"--data-root {request.data_root}: no such folder")
     dataset = open_dataset(request.dataset, request.data_root)
     categories = dataset.select(request.categories)
     samples = _test_samples(dataset, categories, request.limit, skip_bad)
-    return Inputs(card, dataset, categories, samples, _prepare_models(card, request, samples))
+    return Inputs(card, dataset, categories, samples, _prepare_models(card, request, samples, need_module))
 
 
 def _test_samples(dataset: Dataset, categories: list[str], limit: int | None,
@@ -190,22 +201,26 @@ def _spread(samples: list[Sample], limit: int | None) -> list[Sample]:
     return [s for s in samples if s.image_id in chosen]
 
 
-def _prepare_models(card: ModelCard, request: RunRequest, samples: dict[str, list[Sample]]
-                    ) -> dict[str, PreparedModel]:
+def _prepare_models(card: ModelCard, request: RunRequest, samples: dict[str, list[Sample]],
+                    need_module: bool = True) -> dict[str, PreparedModel]:
     prepared = {}
     loader = InputLoader(card.recipes, skip_bad=True)
     for category, cat_samples in samples.items():
-        parity_inputs = []
-        for sample in cat_samples:
-            tensor = loader(sample).tensor
-            if tensor is not None:
-                parity_inputs.append(tensor)
-            if len(parity_inputs) == PARITY_IMAGES:
-                break
+        def parity_inputs(cat_samples: list[Sample] = cat_samples) -> list[np.ndarray]:
+            """The first images that decode: only an export or an exported model's check reads them."""
+            tensors = []
+            for sample in cat_samples:
+                tensor = loader(sample).tensor
+                if tensor is not None:
+                    tensors.append(tensor)
+                if len(tensors) == PARITY_IMAGES:
+                    break
+            return tensors
+
         print(f"preparing {card.name} for {category} ...", file=sys.stderr)
         prepared[category] = prepare(card, request.checkpoint or card.default_checkpoint(), category,
                                      request.backbone_weights, parity_inputs,
-                                     cache_dir() / "exports")
+                                     cache_dir() / "exports", need_module)
     return prepared
 
 

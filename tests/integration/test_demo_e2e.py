@@ -127,3 +127,30 @@ def test_demo_ends_with_its_figures_why_and_next_commands_that_work_as_printed(s
                    env={"BENCH_CACHE_DIR": str(small_demo["cache"])})
     assert done.returncode == 0, done.stderr[-3000:]
     assert out.name == "results"  # the demo's own results folder, where its run record is
+
+
+def test_the_headline_command_runs_as_printed_on_the_edgezsad_stand_in(small_demo: dict) -> None:
+    """Issue 20: `bench run --device jetson --model edgezsad` could not be tried on a fresh machine (no checkpoint,
+    no TinyViT weights). The demo fits a labelled stand-in and prints the command with its real paths."""
+    import shlex
+
+    stdout = small_demo["stdout"]
+    assert "the project's headline command, on the demo's EdgeZSAD stand-in" in stdout
+    command = next(line.strip() for line in stdout.splitlines() if "--model edgezsad" in line)
+    argv = shlex.split(command)
+    assert argv[:9] == ["python", "-m", "bench", "run", "--device", "jetson", "--emulate", "--model", "edgezsad"]
+    argv[argv.index("--out") + 1] = str(small_demo["work"] / "headline")
+    done = run_cli([*argv[3:], "--limit", "4"], cwd=small_demo["work"],
+                   env={"BENCH_CACHE_DIR": str(small_demo["cache"])})
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = load_run(next((small_demo["work"] / "headline").iterdir()))
+    assert record.status == "complete" and record.manifest["model"]["name"] == "edgezsad"
+    assert record.manifest["device"]["profile"] == "jetson" and record.manifest["device"]["emulated"]
+    assert record.manifest["dataset"]["categories"] == ["washer"]  # held out from the zero-shot fit
+    assert record.manifest["request"]["note"].startswith("EdgeZSAD stand-in, not the published model")
+    assert record.images["score"].notna().all() and len(record.images) == 4
+    checkpoint = Path(argv[argv.index("--checkpoint") + 1])
+    from bench.models.prepare import load_checkpoint
+
+    meta = load_checkpoint(checkpoint / "edgezsad.pth")["meta"]
+    assert meta["sources"] == ["fabric", "tiles"] and set(meta["heldout_image_auroc"]) == {"washer"}

@@ -2,20 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from bench.models.backbones import save_random_tinyvit
 
-import torch
-
-from bench.models.edgezsad import tinyvit
-
-
-def save_random_tinyvit(path: Path, seed: int) -> Path:
-    """A seeded random TinyViT-21M-512 state dict, loadable through timm's local-file path."""
-    state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        model = tinyvit(None)
-    finally:
-        torch.random.set_rng_state(state)
-    torch.save(model.state_dict(), path)
-    return path
+__all__ = ["save_random_tinyvit"]

@@ -103,6 +103,27 @@ def test_pixel_level_drift_with_maps_and_masks(tmp_path: Path, data: tuple) -> N
     assert pixel["max_abs_error"] == 0.25
 
 
+def test_one_reference_read_once_gives_what_each_pair_alone_gives(tmp_path: Path, data: tuple) -> None:
+    """The report hands compare() its records and the reference's pixel AUROC from the previous pair: the
+    figures must be those of a fresh compare of each pair."""
+    labels, scores = data
+    rng = np.random.default_rng(3)
+    masks = np.zeros((100, 8, 8), dtype=bool)
+    masks[labels == 1, 1:6, 2:4] = True
+    maps = (np.round((rng.random((100, 8, 8)) + masks) * 64) / 64).astype(np.float16)
+    ref = make_run(tmp_path, "ref", scores, labels, maps=maps)
+    devs = [make_run(tmp_path, f"dev{i}", scores, labels, device="jetson",
+                     maps=(maps + rng.normal(0, 0.3 * i, maps.shape)).astype(np.float16)) for i in (1, 2)]
+    ids = [f"cat/test/{i:03d}.png" for i in range(100)]
+    cat_masks = {"cat": dict(zip(ids, masks, strict=True))}
+    reference, known = load_run(ref), {}
+    shared = [compare(reference, load_run(dev), cat_masks, known) for dev in devs]
+    assert list(known) == [("cat", tuple(ids))]
+    alone = [compare(ref, dev, cat_masks) for dev in devs]
+    assert shared == alone
+    assert shared[0]["categories"]["cat"]["pixel"]["auroc_dev"] != shared[1]["categories"]["cat"]["pixel"]["auroc_dev"]
+
+
 def test_compare_unknown_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["compare", str(tmp_path / "nope"), str(tmp_path / "nada")]) == 2
     assert "not a run folder" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from bench.metrics.drift import (
     _resampled_pair_sums,
     auroc_difference_interval,
     drift_summary,
+    float16_spearman,
     mean_interval,
     paired_delong,
     rank_agreement,
@@ -264,6 +265,30 @@ def test_drift_summary_with_maps() -> None:
     assert image.pop("ci_method").startswith("paired bootstrap stratified by label, 2000 resamples")
     for value in [*image.values(), *pixel.values()]:
         assert type(value) in (float, int)
+
+
+@pytest.mark.parametrize("case", ["distinct", "ties", "signed zeros", "large and tiny"])
+def test_float16_spearman_is_scipys_spearman(case: str) -> None:
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=5000).astype(np.float16)
+    if case == "ties":
+        x = np.round(x, 1).astype(np.float16)
+    if case == "signed zeros":  # -0 and +0 are one value: scipy ranks them as a tie
+        x[:1000], x[1000:2000] = np.float16(0.0), np.float16(-0.0)
+    y = (x.astype(np.float32) + rng.normal(scale=0.5, size=x.size)).astype(np.float16)
+    if case == "large and tiny":
+        y = (np.abs(y) * np.float16(1000)).astype(np.float16)
+        y[:10] = np.float16(6e-8)  # subnormals
+    a, b = x.astype(np.float32), y.astype(np.float32)
+    assert float16_spearman(a, b) == pytest.approx(stats.spearmanr(a, b).statistic, abs=1e-12)
+
+
+def test_float16_spearman_refuses_what_float16_cannot_hold() -> None:
+    halves = np.array([0.5, 1.0, 2.0, 3.0], dtype=np.float32)
+    assert float16_spearman(halves + np.float32(1e-4), halves) is None  # not float16 values
+    assert float16_spearman(np.array([1e6, 1.0, 2.0, 3.0], np.float32), halves) is None  # past float16's range
+    assert float16_spearman(np.array([np.inf, 1.0, 2.0, 3.0], np.float32), halves) is None
+    assert math.isnan(float16_spearman(np.ones(4, np.float32), halves))  # constant: undefined, as scipy's
 
 
 def test_drift_summary_without_maps_or_masks() -> None:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,9 @@ def test_round_trip(tmp_path: Path) -> None:
     assert record.power["watts"].tolist() == [5.0]
     assert record.metrics == {"mean": {"image_auroc": 0.5}}
     assert np.array_equal(record.maps("cat")[rows[0]["image_id"]], amap.astype(np.float16))
+    with zipfile.ZipFile(tmp_path / "run-1" / "maps" / "cat.npz") as packed:  # stored: float16 maps barely deflate
+        assert [(i.filename, i.compress_type) for i in packed.infolist()] == [
+            (f"{rows[0]['image_id']}.npy", zipfile.ZIP_STORED)]
     assert sorted(p.name for p in (tmp_path / "run-1").iterdir()) == [
         "images.parquet", "latency.parquet", "manifest.json", "maps", "metrics.json", "power.parquet"]
     assert pd.read_parquet(tmp_path / "run-1" / "images.parquet").shape == (5, 7)
