@@ -42,10 +42,11 @@ def resolve_run(name: str) -> Path:
 
 
 def _maps(run: RunRecord, category: str, ids: list[str]) -> np.ndarray | None:
+    """The maps as stored (float16): the drift metrics widen them once, exactly."""
     maps = run.maps(category)
     if not ids or any(i not in maps for i in ids):
         return None
-    return np.stack([maps[i].astype(np.float32) for i in ids])
+    return np.stack([maps[i] for i in ids])
 
 
 def _delong_mean(images: list[dict[str, Any]]) -> dict[str, float | None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import zlib
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -132,10 +133,27 @@ def _pair(value: int | list[int]) -> tuple[int, int]:
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+def _png_intact(data: bytes) -> bool:
+    """Every chunk complete with a matching CRC, up to IEND. libpng prints its own errors to stderr
+    ("libpng error: IDAT: ...", OpenCV's "PNG input buffer is incomplete"), so a damaged file goes to PIL,
+    whose error becomes the one line naming it; the check costs ~1 ms of crc32 for a 1024 px image."""
+    view, pos = memoryview(data), len(PNG_MAGIC)
+    while pos + 12 <= len(data):
+        length = int.from_bytes(view[pos:pos + 4], "big")
+        end = pos + 12 + length
+        if end > len(data) or zlib.crc32(view[pos + 4:end - 4]) != int.from_bytes(view[end - 4:end], "big"):
+            return False
+        if view[pos + 4:pos + 8] == b"IEND":
+            return True
+        pos = end
+    return False
+
+
 def _decode_png_fast(data: bytes, mode: str) -> Image.Image | None:
     """8-bit PNGs through OpenCV's libpng, about a quarter faster than PIL's decoder and bit-identical
-    (PNG is lossless); anything else (16-bit, palette, alpha) returns None and goes through PIL."""
-    if cv2 is None or not data.startswith(PNG_MAGIC):
+    (PNG is lossless); anything else (16-bit, palette, alpha, a damaged file) returns None and goes
+    through PIL."""
+    if cv2 is None or not data.startswith(PNG_MAGIC) or not _png_intact(data):
         return None
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.dtype != np.uint8:

@@ -25,6 +25,7 @@ class only, or mismatched lengths).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -348,7 +349,8 @@ def score_error(scores_ref: ArrayLike, scores_dev: ArrayLike) -> dict[str, float
     a, b = _paired_scores(scores_ref, scores_dev, "score_error")
     if a.size == 0:
         raise ValueError("score_error: inputs are empty")
-    diff = np.abs(np.subtract(a, b, dtype=np.float64))
+    diff = np.subtract(a, b, dtype=np.float64)
+    np.abs(diff, out=diff)
     return {"max_abs": float(diff.max()), "mean_abs": float(diff.mean())}
 
 
@@ -385,8 +387,7 @@ def _pixel_level(maps_ref: ArrayLike, maps_dev: ArrayLike, masks: ArrayLike | No
     error = score_error(a, b)
     flat_a, flat_b = a.reshape(-1), b.reshape(-1)
     if flat_a.size > MAX_SPEARMAN_PIXELS:
-        picked = np.sort(np.random.default_rng(_SUBSAMPLE_SEED).choice(flat_a.size, MAX_SPEARMAN_PIXELS,
-                                                                       replace=False))
+        picked = _subsample(flat_a.size, MAX_SPEARMAN_PIXELS)
         flat_a, flat_b = flat_a[picked], flat_b[picked]
     spearman = float16_spearman(flat_a, flat_b)
     if spearman is None:
@@ -394,6 +395,15 @@ def _pixel_level(maps_ref: ArrayLike, maps_dev: ArrayLike, masks: ArrayLike | No
     out.update(max_abs_error=error["max_abs"], mean_abs_error=error["mean_abs"],
                spearman=spearman, spearman_pixels=int(flat_a.size))
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _subsample(size: int, count: int) -> NDArray:
+    """The fixed-seed pixel subsample for ``size`` pixels, drawn once: a report compares many runs over the
+    same categories, and drawing a million of eight million indices took a tenth of its time."""
+    picked = np.sort(np.random.default_rng(_SUBSAMPLE_SEED).choice(size, count, replace=False))
+    picked.flags.writeable = False
+    return picked
 
 
 def float16_spearman(x: NDArray, y: NDArray) -> float | None:

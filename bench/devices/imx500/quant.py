@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import sys
 import tempfile
 import time
 import warnings
@@ -38,6 +39,8 @@ TPC_VERSION = "5.0"
 MIN_MCT = (2, 6)
 ONNX_NAME = "model_mctq.onnx"
 REPORT_NAME = "model_mctq.json"
+MCT_LOG = "mct.log"  # MCT's own output while it quantizes and exports
+MCT_LOGGER = "Model Compression Toolkit"  # model_compression_toolkit.logger.LOGGER_NAME (MCT 2.6.1)
 CUSTOM_DOMAIN = "mct_quantizers"
 INSTALL_HINT = "pip install -e '.[imx500]'"
 
@@ -187,20 +190,23 @@ def quantize_for_imx500(
 
     tpc = _imx500_tpc(mct, tpc_version)
     tick = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print(f"quantizing with MCT {mct.__version__} (IMX500 TPC v{tpc_version}, {len(batches)} calibration batches; "
+          f"its output goes to {out_dir / MCT_LOG}) ...", file=sys.stderr, flush=True)
     try:
-        quantized, _ = mct.ptq.pytorch_post_training_quantization(
-            module, representative_data_gen, target_platform_capabilities=tpc)
+        with _mct_output_to(out_dir / MCT_LOG):
+            quantized, _ = mct.ptq.pytorch_post_training_quantization(
+                module, representative_data_gen, target_platform_capabilities=tpc)
     except Exception as exc:
         raise QuantizationFailed(f"MCT post-training quantization failed: {_one_line(exc)}") from exc
     ptq_seconds = time.perf_counter() - tick
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / ONNX_NAME
     tick = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".mctq-") as tmp:
         raw = Path(tmp) / ONNX_NAME
         try:
-            with _torchscript_onnx_export():
+            with _torchscript_onnx_export(), _mct_output_to(out_dir / MCT_LOG):
                 mct.exporter.pytorch_export_model(
                     quantized.eval(), str(raw), export_data_gen,
                     serialization_format=mct.exporter.PytorchExportSerializationFormat.ONNX,
@@ -341,6 +347,28 @@ def _fp32_outputs(module: Any, batch: np.ndarray) -> list[np.ndarray]:
         out = module(torch.from_numpy(batch).to(device))
     outputs = out if isinstance(out, (tuple, list)) else (out,)
     return [t.detach().float().cpu().numpy() for t in outputs]
+
+
+@contextlib.contextmanager
+def _mct_output_to(log: Path) -> Iterator[None]:
+    """MCT's progress bars (tqdm on stderr) and its logger's warnings ("representative_data_gen generates a
+    batch size of 1 ...", "DepthwiseConv2D is not in model.") appended to ``log`` beside the artifact instead
+    of the user's terminal: kept for whoever traces the artifact, out of a run's one-line-per-step output."""
+    import logging
+
+    logger = logging.getLogger(MCT_LOGGER)
+    handler = logging.FileHandler(log, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    level, propagate, handlers = logger.level, logger.propagate, logger.handlers
+    logger.handlers, logger.propagate = [handler], False
+    logger.setLevel(min(level or logging.WARNING, logging.WARNING))
+    try:
+        with open(log, "a", encoding="utf-8") as sink, contextlib.redirect_stderr(sink):
+            yield
+    finally:
+        logger.handlers, logger.propagate = handlers, propagate
+        logger.setLevel(level)
+        handler.close()
 
 
 @contextlib.contextmanager

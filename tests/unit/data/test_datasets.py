@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
@@ -316,3 +317,49 @@ def test_fast_png_decode_is_bit_identical_to_pil(tmp_path: Path, mode: str) -> N
         with Image.open(path) as reference:
             expected = np.asarray(reference.convert(target))
         assert np.array_equal(np.asarray(open_image(path, target, data=data)), expected), (mode, target)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped byte"])
+def test_a_damaged_png_is_one_line_without_libpngs_own(tmp_path: Path, damage: str,
+                                                        capfd: pytest.CaptureFixture) -> None:
+    """Issue 20: OpenCV's libpng printed "libpng error: IDAT: incorrect data check" and "PNG input buffer is
+    incomplete" on stderr beside the harness's own line. A damaged PNG now goes to PIL, which names the file."""
+    import bench.data.preprocess as preprocess
+
+    path = png(tmp_path / "x.png", size=(48, 40))
+    data = bytearray(path.read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert not preprocess._png_intact(bytes(data))
+    with pytest.raises(BadInput, match=r"x\.png: unreadable image"):
+        preprocess.open_image(path, "RGB", data=bytes(data))
+    err = capfd.readouterr().err
+    assert "libpng" not in err and "WARN" not in err, err
+
+
+def test_a_png_without_its_end_chunk_is_not_given_to_libpng() -> None:
+    import bench.data.preprocess as preprocess
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(buffer, format="PNG")
+    assert preprocess._png_intact(buffer.getvalue())
+    assert not preprocess._png_intact(buffer.getvalue()[:-12])  # IEND cut off
+    assert not preprocess._png_intact(preprocess.PNG_MAGIC)
+
+
+def test_an_intact_png_takes_the_fast_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.data.preprocess as preprocess
+
+    if preprocess.cv2 is None:
+        pytest.skip("opencv is not installed: every PNG goes through PIL")
+    path = png(tmp_path / "x.png", size=(48, 40))
+    data = path.read_bytes()
+    assert preprocess._png_intact(data)
+    decoded = []
+    real = preprocess.cv2.imdecode
+    monkeypatch.setattr(preprocess.cv2, "imdecode", lambda *a: decoded.append(1) or real(*a))
+    preprocess.open_image(path, "RGB", data=data)
+    assert decoded == [1]

@@ -44,6 +44,23 @@ def quantized(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"net": net, "report": report, "test_images": test_images, "before": before}
 
 
+def test_mcts_own_output_goes_to_its_log_not_the_terminal(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """Issue 20: MCT's progress bars and warnings were stray lines on a run's stderr; they are kept in mct.log
+    beside the artifact, and MCT's logger is left as it was."""
+    import logging
+
+    logger = logging.getLogger(quant.MCT_LOGGER)
+    before = (logger.level, logger.propagate, list(logger.handlers))
+    quantize_for_imx500(small_net(), images(2, 32), tmp_path)
+    err = capfd.readouterr().err
+    assert err.count("quantizing with MCT") == 1 and str(tmp_path / "mct.log") in err
+    for stray in ("Statistics Collection", "Calculating quantization parameters", "representative_data_gen"):
+        assert stray not in err
+    log = (tmp_path / "mct.log").read_text(encoding="utf-8")
+    assert "Statistics Collection" in log and "representative_data_gen generates a batch size of 1" in log
+    assert (logger.level, logger.propagate, list(logger.handlers)) == before
+
+
 def test_report_records_calibration_versions_and_file(quantized: dict) -> None:
     import mct_quantizers
 
