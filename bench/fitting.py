@@ -10,6 +10,7 @@ import numpy as np
 
 from bench.data.datasets import Dataset
 from bench.data.preprocess import preprocess_image
+from bench.data.samples import spread
 from bench.data.stream import prefetch
 from bench.errors import BadInput
 from bench.models.cards import ModelCard
@@ -85,7 +86,7 @@ def fit_zero_shot(card: ModelCard, dataset: Dataset, sources: list[str], heldout
     loader = InputLoader(recipe)
 
     def load(category: str) -> tuple[list, list[np.ndarray]]:
-        samples = dataset.samples(category, "test")[:max_images]
+        samples = spread(dataset.samples(category, "test"), max_images)  # both classes, however few
         with bar(len(samples), f"load {category}", "img") as progress:
             tensors = []
             for _, loaded in prefetch(samples, loader):

@@ -26,6 +26,18 @@ class Sample:
     problem: str | None = None
 
 
+def spread(samples: list[Sample], limit: int | None) -> list[Sample]:
+    """The first ``limit`` images of a label-balanced interleaving, in their own order, so a small limit still
+    has both classes (``run --limit``, a zero-shot fit's ``--max-train``)."""
+    if limit is None or limit >= len(samples):
+        return samples
+    good = [s for s in samples if s.label == 0]
+    bad = [s for s in samples if s.label == 1]
+    mixed = [s for pair in zip(good, bad, strict=False) for s in pair] + good[len(bad):] + bad[len(good):]
+    chosen = {s.image_id for s in mixed[:limit]}
+    return [s for s in samples if s.image_id in chosen]
+
+
 def select_categories(available: list[str], wanted: list[str] | None, where: Path) -> list[str]:
     """``--categories`` checked against what the dataset has; all of them when none are named."""
     for name in wanted or []:

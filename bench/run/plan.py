@@ -22,7 +22,7 @@ from bench.data.datasets import Dataset, checked, open_dataset
 from bench.data.loader import InputLoader
 from bench.data.mask_cache import MaskCache
 from bench.data.preprocess import Recipe, Recipes
-from bench.data.samples import Sample
+from bench.data.samples import Sample, spread
 from bench.data.tensor_cache import TensorCache
 from bench.devices.base import Device, ExportedModel
 from bench.devices.cache import artifact_for
@@ -181,24 +181,13 @@ def _test_samples(dataset: Dataset, categories: list[str], limit: int | None,
         samples = dataset.samples(category, "test")
         if not samples:
             raise BadInput(f"{dataset.root / category / 'test'}: no test images")
-        chosen = _spread(samples, limit)
+        chosen = spread(samples, limit)
         if len({s.label for s in chosen}) < 2:
             kind = "only good images" if chosen[0].label == 0 else "only defective images"
             raise BadInput(f"{dataset.root / category / 'test'}: category '{category}' has {kind} to test; image AUROC "
                            "and drift need both (a --limit too small, or a split without its other class?)")
         out[category] = checked(chosen, skip_bad)
     return out
-
-
-def _spread(samples: list[Sample], limit: int | None) -> list[Sample]:
-    """The first ``limit`` images of a label-balanced interleaving, so a small limit still has both classes."""
-    if limit is None or limit >= len(samples):
-        return samples
-    good = [s for s in samples if s.label == 0]
-    bad = [s for s in samples if s.label == 1]
-    mixed = [s for pair in zip(good, bad, strict=False) for s in pair] + good[len(bad):] + bad[len(good):]
-    chosen = {s.image_id for s in mixed[:limit]}
-    return [s for s in samples if s.image_id in chosen]
 
 
 def _prepare_models(card: ModelCard, request: RunRequest, samples: dict[str, list[Sample]],

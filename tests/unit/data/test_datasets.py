@@ -363,3 +363,14 @@ def test_an_intact_png_takes_the_fast_path(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(preprocess.cv2, "imdecode", lambda *a: decoded.append(1) or real(*a))
     preprocess.open_image(path, "RGB", data=data)
     assert decoded == [1]
+
+
+def test_spread_keeps_both_classes_in_their_order() -> None:
+    """``run --limit`` and a zero-shot fit's ``--max-train`` take the first N of a label-balanced interleaving:
+    a category's first images are often all good, and a fit or an AUROC needs both classes."""
+    from bench.data.samples import Sample, spread
+
+    samples = [Sample(f"c/{i}", Path(f"{i}.png"), "c", "test", "good" if i < 6 else "bad", int(i >= 6), None)
+               for i in range(9)]
+    assert [s.image_id for s in spread(samples, 4)] == ["c/0", "c/1", "c/6", "c/7"]
+    assert spread(samples, None) == samples and spread(samples, 20) == samples
