@@ -10,6 +10,7 @@ normal training images (see ``calibrate_batchnorm``).
 
 from __future__ import annotations
 
+import importlib.util
 import shlex
 import sys
 from pathlib import Path
@@ -137,6 +138,17 @@ def run_demo(spec: DemoSpec | None = None, out: Path | None = None, report: Path
     return Demo(run_dir, report, edgezsad_checkpoint, edgezsad_backbone)
 
 
+# What each emulated next command imports, by the extra that installs it.
+EXTRA_MODULES = {"emulate": "onnxconverter_common", "imx500": "model_compression_toolkit"}
+
+
+def _needs(extra: str) -> str:
+    """A shell comment naming the install a printed command needs first, when that extra is missing here."""
+    if importlib.util.find_spec(EXTRA_MODULES[extra]) is not None:
+        return ""
+    return f"    # first: pip install -e '.[{extra}]'"
+
+
 def closing_lines(demo: Demo, seconds: float) -> list[str]:
     """What the demo measured, why its AUROC is low, and the next commands, with the demo's real paths so they
     work as printed."""
@@ -159,14 +171,14 @@ def closing_lines(demo: Demo, seconds: float) -> list[str]:
         "with torchvision's ImageNet weights (--backbone-weights resnet18-f37072fd.pth) TinyGLASS reaches its "
         "published figures",
         "next, on the demo's data and checkpoints:",
-        f"  python -m bench run --device jetson --emulate --model tinyglass {args} --out {out}",
-        f"  python -m bench run --device imx500 --emulate --model tinyglass {args} --out {out}",
+        f"  python -m bench run --device jetson --emulate --model tinyglass {args} --out {out}{_needs('emulate')}",
+        f"  python -m bench run --device imx500 --emulate --model tinyglass {args} --out {out}{_needs('imx500')}",
         "the project's headline command, on the demo's EdgeZSAD stand-in (random TinyViT, fitted zero-shot on "
         f"{' and '.join(EDGEZSAD_SOURCES)}; drop --emulate on a Jetson):",
         f"  python -m bench run --device jetson --emulate --model edgezsad --data-root "
         f"{shlex.quote(str(request['data_root']))} --checkpoint {shlex.quote(str(demo.edgezsad_checkpoint))} "
         f"--backbone-weights {shlex.quote(str(demo.edgezsad_backbone))} --categories {EDGEZSAD_HELDOUT} --out {out} "
-        f"--note {shlex.quote(EDGEZSAD_NOTE)}",
+        f"--note {shlex.quote(EDGEZSAD_NOTE)}{_needs('emulate')}",
         f"  python -m bench report {out} --out {shlex.quote(str(report))}",
         "  python -m bench doctor    # which real devices this machine can drive",
     ]

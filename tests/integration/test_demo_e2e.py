@@ -154,3 +154,20 @@ def test_the_headline_command_runs_as_printed_on_the_edgezsad_stand_in(small_dem
 
     meta = load_checkpoint(checkpoint / "edgezsad.pth")["meta"]
     assert meta["sources"] == ["fabric", "tiles"] and set(meta["heldout_image_auroc"]) == {"washer"}
+
+
+def test_a_next_command_names_the_extra_it_needs_when_missing(small_demo: dict,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's demo install has no imx500 extra: that command says so instead of failing as printed."""
+    import importlib.util
+
+    from bench import demo
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "model_compression_toolkit" else real(name, *a))
+    record = demo.Demo(small_demo["run"], small_demo["report"], Path("ez"), Path("tv.pth"))
+    lines = demo.closing_lines(record, 60.0)
+    imx500 = next(line for line in lines if "--device imx500" in line)
+    assert imx500.endswith("    # first: pip install -e '.[imx500]'")
+    assert not any(line.endswith("]'") for line in lines if "--device jetson" in line)  # emulate is installed
