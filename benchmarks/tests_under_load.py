@@ -73,6 +73,9 @@ def main() -> int:
         for process in hogs:
             process.kill()
     minutes = (time.monotonic() - tick) / 60
+    if not junit.is_file():
+        print(f"pytest wrote no results (exit {done.returncode}): stopped before the session ended", file=sys.stderr)
+        return 1
     runs, passes = outcomes(junit)
     print(f"\n{args.count} repetitions beside {args.hogs} busy processes on {os.cpu_count()} cores, "
           f"{minutes:.1f} min (pytest exit {done.returncode}):")
