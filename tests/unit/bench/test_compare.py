@@ -86,16 +86,21 @@ def test_missing_image_is_named(tmp_path: Path, data: tuple) -> None:
         compare(ref, dev)
 
 
+def _masked_maps(labels: np.ndarray, seed: int, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Masks with a block on each defective image, maps with that block raised, and the image ids make_run gives.
+    The maps are multiples of 1/64 in [0, 2]: these (and the same plus 0.25) are exact in float16, as records
+    store maps."""
+    masks = np.zeros((len(labels), 8, 8), dtype=bool)
+    masks[labels == 1, rows, cols] = True
+    maps = (np.round((np.random.default_rng(seed).random(masks.shape) + masks) * 64) / 64).astype(np.float16)
+    return masks, maps, [f"cat/test/{i:03d}.png" for i in range(len(labels))]
+
+
 def test_pixel_level_drift_with_maps_and_masks(tmp_path: Path, data: tuple) -> None:
     labels, scores = data
-    rng = np.random.default_rng(2)
-    masks = np.zeros((100, 8, 8), dtype=bool)
-    masks[labels == 1, 2:5, 2:5] = True
-    # multiples of 1/64 in [0, 2]: these and the same plus 0.25 are exact in float16, as the record stores maps
-    maps = (np.round((rng.random((100, 8, 8)) + masks) * 64) / 64).astype(np.float16)
+    masks, maps, ids = _masked_maps(labels, 2, slice(2, 5), slice(2, 5))
     ref = make_run(tmp_path, "ref", scores, labels, maps=maps)
     dev = make_run(tmp_path, "dev", scores, labels, maps=maps + np.float16(0.25))
-    ids = [f"cat/test/{i:03d}.png" for i in range(100)]
     result = compare(ref, dev, {"cat": dict(zip(ids, masks, strict=True))})
     pixel = result["categories"]["cat"]["pixel"]
     # a shift keeps every pixel's order, so the pixel AUROC is exactly unchanged
@@ -107,14 +112,11 @@ def test_one_reference_read_once_gives_what_each_pair_alone_gives(tmp_path: Path
     """The report hands compare() its records and the reference's pixel AUROC from the previous pair: the
     figures must be those of a fresh compare of each pair."""
     labels, scores = data
-    rng = np.random.default_rng(3)
-    masks = np.zeros((100, 8, 8), dtype=bool)
-    masks[labels == 1, 1:6, 2:4] = True
-    maps = (np.round((rng.random((100, 8, 8)) + masks) * 64) / 64).astype(np.float16)
+    masks, maps, ids = _masked_maps(labels, 3, slice(1, 6), slice(2, 4))
+    rng = np.random.default_rng(4)
     ref = make_run(tmp_path, "ref", scores, labels, maps=maps)
     devs = [make_run(tmp_path, f"dev{i}", scores, labels, device="jetson",
                      maps=(maps + rng.normal(0, 0.3 * i, maps.shape)).astype(np.float16)) for i in (1, 2)]
-    ids = [f"cat/test/{i:03d}.png" for i in range(100)]
     cat_masks = {"cat": dict(zip(ids, masks, strict=True))}
     reference, known = load_run(ref), {}
     shared = [compare(reference, load_run(dev), cat_masks, known) for dev in devs]
