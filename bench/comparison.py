@@ -70,6 +70,7 @@ def compare(ref_run: Path | RunRecord, dev_run: Path | RunRecord,
     pixel AUROC per (category, image ids), filled and reused across calls with the same reference and masks."""
     ref = ref_run if isinstance(ref_run, RunRecord) else load_run(ref_run)
     dev = dev_run if isinstance(dev_run, RunRecord) else load_run(dev_run)
+    known = reference_pixel_auroc if reference_pixel_auroc is not None else {}
     categories: dict[str, Any] = {}
     intervals = []
     for item in pair_images(ref, dev):
@@ -85,12 +86,12 @@ def compare(ref_run: Path | RunRecord, dev_run: Path | RunRecord,
         interval = auroc_difference_interval(labels, scores_ref, scores_dev,
                                              seed=[BOOTSTRAP_SEED, zlib.crc32(item.category.encode())])
         intervals.append(interval)
-        known = reference_pixel_auroc if reference_pixel_auroc is not None else {}
+        evaluated = (item.category, tuple(ids))
         summary = drift_summary(labels, scores_ref, scores_dev, maps_ref if cat_masks is not None else None,
                                 maps_dev if cat_masks is not None else None, cat_masks, interval=interval,
-                                pixel_auroc_ref=known.get((item.category, tuple(ids))))
+                                pixel_auroc_ref=known.get(evaluated))
         if summary["pixel"] and summary["pixel"]["auroc_ref"] is not None:
-            known[(item.category, tuple(ids))] = summary["pixel"]["auroc_ref"]
+            known[evaluated] = summary["pixel"]["auroc_ref"]
         categories[item.category] = {"images": len(ids), "excluded": item.excluded, "left_out": item.left_out,
                                      **summary}
     deltas = [c["image"]["delta_points"] for c in categories.values()]

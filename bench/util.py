@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import gc
 import hashlib
 import importlib
 import importlib.util
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -59,11 +61,18 @@ def release_memory() -> None:
     """Collect garbage and hand freed heap pages back to the OS (glibc's ``malloc_trim``; a no-op elsewhere):
     after large, short-lived allocations (a quantization) the resident set otherwise stays at its peak."""
     gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, looked up once (``find_library`` runs ``ldconfig``); None without glibc."""
     name = ctypes.util.find_library("c")
     if name is None:
-        return
+        return None
     try:
-        trim = ctypes.CDLL(name).malloc_trim
+        return ctypes.CDLL(name).malloc_trim
     except (OSError, AttributeError):  # not glibc
-        return
-    trim(0)
+        return None

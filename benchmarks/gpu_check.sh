@@ -196,8 +196,8 @@ if [[ -n "$INFO" ]]; then
     if [[ $model == edgezsad ]]; then
       heldout=${CATS##*,}
       sources=${CATS%,*}
-      step edgezsad-weights "$PY" -c "import sys; sys.path.insert(0, 'tests'); \
-from support.weights import save_random_tinyvit; from pathlib import Path; \
+      step edgezsad-weights "$PY" -c "\
+from bench.models.backbones import save_random_tinyvit; from pathlib import Path; \
 save_random_tinyvit(Path('$WORK/tinyvit-random.pth'), 0)" || continue
       step edgezsad-fit "$PY" -m bench fit --model edgezsad --data-root "$DATA" --categories "$sources" \
         --heldout "$heldout" --backbone-weights "$WORK/tinyvit-random.pth" --steps 5 --out "$WORK/edgezsad" \

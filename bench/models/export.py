@@ -96,7 +96,7 @@ def exported_model(
     if info_path.exists() and onnx_path.exists():
         info = json.loads(info_path.read_text(encoding="utf-8"))
         if file_sha256(onnx_path) == info["sha256"]:
-            return ExportInfo(_exported(onnx_path, info["sha256"], input_shape), info["parity"], True)
+            return ExportInfo(exported_graph(onnx_path, info["sha256"], input_shape), info["parity"], True)
     module = module.eval()
     export_onnx(module, input_shape, onnx_path, opset)
     diffs = parity(module, onnx_path, parity_inputs)
@@ -107,8 +107,9 @@ def exported_model(
             raise ExportParityError(f"ONNX export differs from PyTorch on '{name}': max |diff| {diff:.3g} > {limit:g}")
     sha = file_sha256(onnx_path)
     write_json(info_path, {"sha256": sha, "parity": diffs, "parity_images": len(parity_inputs), "key": key_parts})
-    return ExportInfo(_exported(onnx_path, sha, input_shape), diffs, False)
+    return ExportInfo(exported_graph(onnx_path, sha, input_shape), diffs, False)
 
 
-def _exported(path: Path, sha: str, input_shape: tuple[int, ...]) -> ExportedModel:
+def exported_graph(path: Path, sha: str, input_shape: tuple[int, ...]) -> ExportedModel:
+    """The graph this exporter writes, as a device receives it: its input and output names are fixed here."""
     return ExportedModel(path, sha, INPUT_NAME, tuple(input_shape), OUTPUT_NAMES)

@@ -19,7 +19,7 @@ from bench.devices.base import ExportedModel
 from bench.errors import BadInput
 from bench.models.cards import ModelCard
 from bench.models.checkpoints import resolve_checkpoint
-from bench.models.export import INPUT_NAME, OUTPUT_NAMES, ExportInfo, export_key, exported_model
+from bench.models.export import ExportInfo, export_key, exported_graph, exported_model
 from bench.models.families import Family, family
 from bench.records.atomic import write_json
 from bench.util import file_sha256, source_revision
@@ -115,7 +115,9 @@ def prepare(card: ModelCard, checkpoint_arg: Path, category: str, backbone_arg: 
     if card.exported:
         return prepare_exported(card, checkpoint_arg, category, _given(parity_inputs), export_root)
     ckpt_path = resolve_checkpoint(card, checkpoint_arg, category)
-    if not need_module and (known := _known_export(card, ckpt_path, category, backbone_arg, export_root)):
+    ckpt_sha, revision = file_sha256(ckpt_path), model_code_revision()
+    key = _known_key(card, ckpt_sha, backbone_arg, revision)
+    if not need_module and (known := _known_export(card, category, ckpt_path, ckpt_sha, revision, key, export_root)):
         return known
     parity_inputs = _given(parity_inputs)
     require_torch()
@@ -128,11 +130,11 @@ def prepare(card: ModelCard, checkpoint_arg: Path, category: str, backbone_arg: 
     backbone = backbone_for(fam, checkpoint, backbone_arg, ckpt_path)
     model = fam.build(backbone)
     fam.load(model, checkpoint, str(ckpt_path))
-    ckpt_sha, backbone_sha = file_sha256(ckpt_path), file_sha256(backbone)
+    backbone_sha = file_sha256(backbone)
     export = card.data["export"]
     info = exported_model(
         model,
-        {"card": card.fingerprint(), "checkpoint": ckpt_sha, "backbone": backbone_sha, "code": model_code_revision()},
+        {"card": card.fingerprint(), "checkpoint": ckpt_sha, "backbone": backbone_sha, "code": revision},
         card.recipe.input_shape, int(export.get("opset", 18)), export.get("tolerance", {}), parity_inputs,
         export_root,
     )
@@ -141,8 +143,8 @@ def prepare(card: ModelCard, checkpoint_arg: Path, category: str, backbone_arg: 
     params = sum(p.numel() for p in model.parameters())
     macs = graph_complexity(info.exported.onnx_path).macs
     prepared = PreparedModel(category, ckpt_path, ckpt_sha, backbone, backbone_sha, info, params, macs, model,
-                             model_code_revision())
-    _remember_export(card, prepared, backbone_arg, export_root)
+                             revision)
+    _remember_export(prepared, key, export_root)
     return prepared
 
 
@@ -150,7 +152,7 @@ def _given(inputs: list[np.ndarray] | Callable[[], list[np.ndarray]]) -> list[np
     return inputs() if callable(inputs) else inputs
 
 
-def _known_key(card: ModelCard, checkpoint_sha: str, backbone_arg: Path | None) -> str | None:
+def _known_key(card: ModelCard, checkpoint_sha: str, backbone_arg: Path | None, revision: str) -> str | None:
     """What decides a torch-free hit: the card, the checkpoint's bytes, the backbone asked for, the model code and
     the installed torch (its version from package metadata: importing it is the cost being saved). None when
     torch is not installed: the slow path then says which extra is missing."""
@@ -158,15 +160,13 @@ def _known_key(card: ModelCard, checkpoint_sha: str, backbone_arg: Path | None) 
         torch_version = importlib.metadata.version("torch")
     except importlib.metadata.PackageNotFoundError:
         return None
-    return export_key({"card": card.fingerprint(), "checkpoint": checkpoint_sha, "code": model_code_revision(),
+    return export_key({"card": card.fingerprint(), "checkpoint": checkpoint_sha, "code": revision,
                        "backbone_arg": str(backbone_arg.resolve()) if backbone_arg else None, "torch": torch_version})
 
 
-def _known_export(card: ModelCard, ckpt_path: Path, category: str, backbone_arg: Path | None,
+def _known_export(card: ModelCard, category: str, ckpt_path: Path, ckpt_sha: str, revision: str, key: str | None,
                   export_root: Path) -> PreparedModel | None:
     """The export an earlier run prepared from these inputs, when its backbone and graph are unchanged on disk."""
-    ckpt_sha = file_sha256(ckpt_path)
-    key = _known_key(card, ckpt_sha, backbone_arg)
     entry = export_root / "prepared" / f"{key}.json"
     if key is None or not entry.is_file():
         return None
@@ -175,16 +175,15 @@ def _known_export(card: ModelCard, ckpt_path: Path, category: str, backbone_arg:
         backbone, onnx = Path(known["backbone"]), Path(known["onnx"])
         if file_sha256(backbone) != known["backbone_sha256"] or file_sha256(onnx) != known["onnx_sha256"]:
             return None
-        exported = ExportedModel(onnx, known["onnx_sha256"], INPUT_NAME, tuple(card.recipe.input_shape), OUTPUT_NAMES)
+        exported = exported_graph(onnx, known["onnx_sha256"], tuple(card.recipe.input_shape))
         return PreparedModel(category, ckpt_path, ckpt_sha, backbone, known["backbone_sha256"],
                              ExportInfo(exported, known["parity"], True), int(known["params"]), int(known["macs"]),
-                             None, model_code_revision())
+                             None, revision)
     except (OSError, ValueError, KeyError, TypeError):  # a damaged entry is a miss, never an error
         return None
 
 
-def _remember_export(card: ModelCard, prepared: PreparedModel, backbone_arg: Path | None, export_root: Path) -> None:
-    key = _known_key(card, prepared.checkpoint_sha256, backbone_arg)
+def _remember_export(prepared: PreparedModel, key: str | None, export_root: Path) -> None:
     if key is None or prepared.backbone is None:
         return
     exported = prepared.export.exported

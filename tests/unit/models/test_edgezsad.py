@@ -12,11 +12,10 @@ torch = need("export", "torch")
 need("export", "timm")
 need("export", "onnx")
 
-from support.weights import save_random_tinyvit  # noqa: E402
-
 from bench.cli import main  # noqa: E402
 from bench.errors import BadInput  # noqa: E402
 from bench.models import edgezsad  # noqa: E402
+from bench.models.backbones import save_random_tinyvit  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
