@@ -10,7 +10,6 @@ normal training images (see ``calibrate_batchnorm``).
 
 from __future__ import annotations
 
-import importlib.util
 import shlex
 import sys
 from pathlib import Path
@@ -20,6 +19,8 @@ from bench.data.datasets import open_dataset
 from bench.data.demo import DemoSpec, generate_demo_dataset
 from bench.data.preprocess import preprocess_image
 from bench.data.stream import prefetch
+from bench.devices.profiles import load_profile
+from bench.devices.registry import create_device
 from bench.fitting import fit_categories
 from bench.models.cards import load_card
 from bench.models.prepare import require_torch
@@ -138,15 +139,13 @@ def run_demo(spec: DemoSpec | None = None, out: Path | None = None, report: Path
     return Demo(run_dir, report, edgezsad_checkpoint, edgezsad_backbone)
 
 
-# What each emulated next command imports, by the extra that installs it.
-EXTRA_MODULES = {"emulate": "onnxconverter_common", "imx500": "model_compression_toolkit"}
-
-
-def _needs(extra: str) -> str:
-    """A shell comment naming the install a printed command needs first, when that extra is missing here."""
-    if importlib.util.find_spec(EXTRA_MODULES[extra]) is not None:
+def _needs(device: str) -> str:
+    """A shell comment naming the install a printed ``--emulate`` command needs first, when the emulated device
+    says its toolchain is missing here (the check ``run`` makes)."""
+    emulated = create_device(load_profile(device), emulate=True)
+    if emulated.availability()[0]:
         return ""
-    return f"    # first: pip install -e '.[{extra}]'"
+    return f"    # first: pip install -e '.[{emulated.numerics.extra}]'"
 
 
 def closing_lines(demo: Demo, seconds: float) -> list[str]:
@@ -163,6 +162,7 @@ def closing_lines(demo: Demo, seconds: float) -> list[str]:
     args = " ".join(f"{flag} {shlex.quote(str(request[key]))}" for flag, key in (
         ("--data-root", "data_root"), ("--checkpoint", "checkpoint"), ("--backbone-weights", "backbone_weights")))
     out = shlex.quote(str(run_dir.parent))
+    jetson, imx500 = _needs("jetson"), _needs("imx500")
     minutes, rest = divmod(round(seconds), 60)
     return [
         f"demo done in {minutes} min {rest:02d} s: TinyGLASS on the host, {len(record.images)} images; "
@@ -171,14 +171,14 @@ def closing_lines(demo: Demo, seconds: float) -> list[str]:
         "with torchvision's ImageNet weights (--backbone-weights resnet18-f37072fd.pth) TinyGLASS reaches its "
         "published figures",
         "next, on the demo's data and checkpoints:",
-        f"  python -m bench run --device jetson --emulate --model tinyglass {args} --out {out}{_needs('emulate')}",
-        f"  python -m bench run --device imx500 --emulate --model tinyglass {args} --out {out}{_needs('imx500')}",
+        f"  python -m bench run --device jetson --emulate --model tinyglass {args} --out {out}{jetson}",
+        f"  python -m bench run --device imx500 --emulate --model tinyglass {args} --out {out}{imx500}",
         "the project's headline command, on the demo's EdgeZSAD stand-in (random TinyViT, fitted zero-shot on "
         f"{' and '.join(EDGEZSAD_SOURCES)}; drop --emulate on a Jetson):",
         f"  python -m bench run --device jetson --emulate --model edgezsad --data-root "
         f"{shlex.quote(str(request['data_root']))} --checkpoint {shlex.quote(str(demo.edgezsad_checkpoint))} "
         f"--backbone-weights {shlex.quote(str(demo.edgezsad_backbone))} --categories {EDGEZSAD_HELDOUT} --out {out} "
-        f"--note {shlex.quote(EDGEZSAD_NOTE)}{_needs('emulate')}",
+        f"--note {shlex.quote(EDGEZSAD_NOTE)}{jetson}",
         f"  python -m bench report {out} --out {shlex.quote(str(report))}",
         "  python -m bench doctor    # which real devices this machine can drive",
     ]

@@ -159,13 +159,12 @@ def test_the_headline_command_runs_as_printed_on_the_edgezsad_stand_in(small_dem
 def test_a_next_command_names_the_extra_it_needs_when_missing(small_demo: dict,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's demo install has no imx500 extra: that command says so instead of failing as printed."""
-    import importlib.util
-
     from bench import demo
+    from bench.devices.imx500 import emulation
 
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "model_compression_toolkit" else real(name, *a))
+    real = emulation.installed_version
+    monkeypatch.setattr(emulation, "installed_version",
+                        lambda dist: None if dist == "model-compression-toolkit" else real(dist))
     record = demo.Demo(small_demo["run"], small_demo["report"], Path("ez"), Path("tv.pth"))
     lines = demo.closing_lines(record, 60.0)
     imx500 = next(line for line in lines if "--device imx500" in line)
