@@ -15,7 +15,7 @@ import os
 import shutil
 import uuid
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -133,17 +133,24 @@ class RunWriter:
 
     @classmethod
     def reopen(cls, run_dir: Path, command: str, request: dict[str, Any] | None = None,
-               measurement: dict[str, Any] | None = None) -> RunWriter:
+               measurement: dict[str, Any] | None = None,
+               verify: Callable[[dict[str, Any]], None] | None = None) -> RunWriter:
         """Continue an unfinished run: its journals are appended to, its manifest gains an attempt.
 
         ``request`` and ``measurement`` replace the recorded ones (a resume may change the measurement
         settings); the attempt records its measurement too, so each attempt's rows say how they were taken.
+        ``verify`` sees the recorded manifest under the lock and may refuse the resume by raising.
         """
         lock = lock_run(run_dir)  # before reading: the holder may still be changing the manifest
-        manifest = read_manifest(run_dir)
-        if manifest["status"] == "complete":
+        try:
+            manifest = read_manifest(run_dir)
+            if manifest["status"] == "complete":
+                raise BadInput(f"--resume {run_dir.name}: the run is complete already")
+            if verify is not None:
+                verify(manifest)
+        except BaseException:
             unlock_run(run_dir, lock)
-            raise BadInput(f"--resume {run_dir.name}: the run is complete already")
+            raise
         attempt: dict[str, Any] = {"started_at": utc_now(), "command": command}
         if measurement is not None:
             attempt["measurement"] = measurement
@@ -179,8 +186,14 @@ class RunWriter:
 
     def set_artifact(self, category: str, sha256: str, toolchain: dict[str, str], cached: bool,
                      details: dict[str, Any] | None = None) -> None:
-        """The artifact a category ran on, under ``model.categories`` beside its checkpoint."""
+        """The artifact a category ran on, under ``model.categories`` beside its checkpoint; a resumed attempt
+        must run on the one recorded (a rebuilt engine may time differently), or its rows would mix two."""
         entry = self._manifest.setdefault("model", {}).setdefault("categories", {}).setdefault(category, {})
+        recorded = entry.get("artifact_sha256")
+        if recorded is not None and recorded != sha256:
+            raise BadInput(f"--resume {self.run_dir.name}: {category}'s artifact changed since the run started "
+                           f"(recorded {recorded[:12]}, now {sha256[:12]}: rebuilt or another toolchain); its "
+                           "rows would mix two artifacts (start a new run)")
         entry.update(artifact_sha256=sha256, artifact_toolchain=toolchain, artifact_cached=cached,
                      artifact_details=details or {})
         self._save_manifest()

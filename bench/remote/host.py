@@ -66,7 +66,7 @@ def _follow(target: SshTarget, remote_dir: str, sink: RecordSink) -> None:
                 error = event
             else:
                 _apply(target, sink, kind, event)
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, or an event the record refuses: the worker stops rather than runs on unheard
         proc.terminate()
         raise
     finally:

@@ -19,6 +19,7 @@ from bench.paths import results_dir
 from bench.records import RunWriter, ensure_writable, load_run, new_run_id
 from bench.records.writer import check_unlocked
 from bench.remote.host import measure_remote
+from bench.run.continuity import refuse_changed
 from bench.run.finalize import finalize
 from bench.run.measure import DeviceFailure, measure
 from bench.run.plan import Plan, plan_run
@@ -71,7 +72,8 @@ def run_plan(plan: Plan, out: Path, resume: str | None = None) -> Path:
 def _open_record(plan: Plan, out: Path, resume: str | None) -> RunWriter:
     if resume is not None:
         manifest = plan.manifest
-        writer = RunWriter.reopen(out / resume, manifest["command"], manifest["request"], manifest["measurement"])
+        writer = RunWriter.reopen(out / resume, manifest["command"], manifest["request"], manifest["measurement"],
+                                  verify=lambda recorded: refuse_changed(resume, recorded, manifest))
     else:
         writer = RunWriter.create(out, plan.manifest, new_run_id(plan.device.profile.name,
                                                                  plan.manifest["model"]["name"]))

@@ -64,6 +64,24 @@ def _complete_run(work: Path) -> str:
     return "done-1"
 
 
+def _model_changed_since_the_run_started(work: Path, data: Path) -> None:
+    """A run that failed on a truncated image leaves a resumable record; the image is then mended, and the model
+    replaced in place by another (a refit, an edited export)."""
+    image = data / "widget" / "test" / "dent" / "002.png"
+    intact = image.read_bytes()
+    _truncate(image)
+    failed = run_cli([part.format(card=work / "byo.yaml", data=data, work=work) for part in RUN], cwd=work,
+                     timeout=300)
+    assert failed.returncode == 2 and load_run(_only_run(work)).status == "failed", failed.stderr[-2000:]
+    image.write_bytes(intact)
+    anomaly_onnx(work / "model.onnx", resize=True)  # the same scores through another graph
+
+
+def _only_run(work: Path) -> Path:
+    (run_dir,) = [path.parent for path in (work / "results").glob("*/manifest.json")]
+    return run_dir
+
+
 def _file_as_out(work: Path) -> Path:
     (work / "not-a-folder").write_text("a file where the results folder should be\n")
     return work / "not-a-folder" / "results"
@@ -95,6 +113,8 @@ CASES: list[Case] = [
     ("one class in a category", lambda w, d: _one_class(d), RUN, 2, "only good images"),
     ("a run compared with itself", lambda w, d: _complete_run(w),
      ["compare", "{work}/results/done-1", "{work}/results/done-1"], 2, "not with itself"),
+    ("resume after the model changed", _model_changed_since_the_run_started,
+     ["run", "--out", "{work}/results", "--resume", "{run}"], 2, "checkpoint_sha256"),
     ("a text file as a checkpoint", None, ["run", "--device", "host", "--model", "tinyglass", "--data-root",
                                             "{data}", "--checkpoint", "{work}/text.pth", "--out", "{work}/results"],
      2, "a text file"),
@@ -113,7 +133,8 @@ def test_bad_input_is_one_line_with_its_exit_code(tmp_path: Path, name: str, pre
         _file_as_out(tmp_path)
     if prepare is not None:
         prepare(tmp_path, data)
-    argv = [part.format(card=card, data=data, work=tmp_path) for part in command]
+    run = _only_run(tmp_path).name if "{run}" in command else None
+    argv = [part.format(card=card, data=data, work=tmp_path, run=run) for part in command]
     done = run_cli(argv, cwd=tmp_path, timeout=300)
     lines = [line for line in done.stderr.replace("\r", "\n").splitlines() if line.strip()]
     assert "Traceback" not in done.stderr, done.stderr[-3000:]

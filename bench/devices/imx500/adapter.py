@@ -18,6 +18,7 @@ import json
 import platform
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,11 @@ class IMX500Device(Device):
                         json.loads(json.dumps(details, default=str)))
 
     def package(self, artifact: Artifact) -> Path:
-        """``network.rpk`` from packerOut.zip with the Pi's imx500-package (once per artifact)."""
+        """``network.rpk`` from packerOut.zip with the Pi's imx500-package (once per artifact).
+
+        The tool writes into a scratch folder renamed to ``rpk/`` only when it succeeded, so a packager
+        killed mid-write (Ctrl-C, a power cut) never leaves a partial network that later runs would reuse.
+        """
         rpk = artifact.path.parent / "rpk" / RPK_NAME
         if rpk.is_file():
             return rpk
@@ -117,13 +122,20 @@ class IMX500Device(Device):
         if tool is None:
             raise BadInput(f"{PACKAGER} not found: packaging network.rpk runs on the Raspberry Pi "
                            f"(sudo apt install imx500-tools)")
-        out = rpk.parent
-        out.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run([str(tool), "-i", str(artifact.path), "-o", str(out)], capture_output=True, text=True,
-                              check=False)
-        if done.returncode != 0 or not rpk.is_file():
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise BenchError(f"{artifact.path}: {PACKAGER} failed (exit {done.returncode}): {tail[0]}")
+        scratch = Path(tempfile.mkdtemp(prefix="rpk.partial-", dir=artifact.path.parent))
+        try:
+            done = subprocess.run([str(tool), "-i", str(artifact.path), "-o", str(scratch)], capture_output=True,
+                                  text=True, check=False)
+            if done.returncode != 0 or not (scratch / RPK_NAME).is_file():
+                tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+                raise BenchError(f"{artifact.path}: {PACKAGER} failed (exit {done.returncode}): {tail[0]}")
+            try:
+                scratch.rename(rpk.parent)
+            except OSError:
+                if not rpk.is_file():  # else another process packaged the same artifact first
+                    raise
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         return rpk
 
     def _open(self, artifact: Artifact) -> Session:

@@ -76,6 +76,24 @@ def test_packaging_without_the_pi_tool_is_a_clear_error(monkeypatch: pytest.Monk
         IMX500Device(profile(packager=str(tmp_path / "bin" / "imx500-package"))).package(artifact)
 
 
+def test_a_failed_packaging_leaves_no_network_to_reuse(tmp_path: Path) -> None:
+    """imx500-package that wrote part of network.rpk, then failed: the next run packages again, not the part."""
+    packer = tmp_path / "artifact" / "packerOut.zip"
+    packer.parent.mkdir()
+    packer.write_bytes(b"zip")
+    artifact = Artifact(packer, "0", "int8", {}, "0")
+    for name, script in [("broken", '#!/bin/sh\nprintf partial > "$4/network.rpk"\nexit 1\n'), ("good", PACKAGER)]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "imx500-package").write_text(script)
+        (tmp_path / name / "imx500-package").chmod(0o755)
+    with pytest.raises(Exception, match=r"imx500-package failed \(exit 1\)"):
+        IMX500Device(profile(packager=str(tmp_path / "broken" / "imx500-package"))).package(artifact)
+    assert sorted(p.name for p in packer.parent.iterdir()) == ["packerOut.zip"]
+    rpk = IMX500Device(profile(packager=str(tmp_path / "good" / "imx500-package"))).package(artifact)
+    assert rpk == packer.parent / "rpk" / "network.rpk" and rpk.read_bytes() == b"zip"
+    assert sorted(p.name for p in packer.parent.iterdir()) == ["packerOut.zip", "rpk"]
+
+
 def test_compile_without_the_converter_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("BENCH_IMXCONV_ENV", str(tmp_path / "none"))
     monkeypatch.setenv("PATH", str(tmp_path))

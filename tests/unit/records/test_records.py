@@ -169,6 +169,41 @@ def test_manifest_changes_only_through_the_writer(tmp_path: Path) -> None:
     assert manifest["attempts"][1]["measurement"] == {"warmup": 2} and "measurement" not in manifest["attempts"][0]
 
 
+def test_a_refused_resume_leaves_the_record_as_it_was_and_unlocked(tmp_path: Path) -> None:
+    writer = RunWriter.create(tmp_path, MANIFEST, "v")
+    writer.append("images", [image_row(0)])
+    writer.finish("interrupted", error="Ctrl-C")
+    before = (tmp_path / "v" / "manifest.json").read_text()
+
+    def refuse(recorded: dict) -> None:
+        assert recorded["status"] == "interrupted"
+        raise BadInput("changed")
+
+    with pytest.raises(BadInput, match="changed"):
+        RunWriter.reopen(tmp_path / "v", "resume", verify=refuse)
+    assert (tmp_path / "v" / "manifest.json").read_text() == before  # no attempt added, status kept
+    again = RunWriter.reopen(tmp_path / "v", "resume", verify=lambda recorded: None)  # the lock was released
+    assert again.attempt == 1
+    again.finish("complete", {})
+
+
+def test_a_resumed_attempt_must_run_on_the_recorded_artifact(tmp_path: Path) -> None:
+    writer = RunWriter.create(tmp_path, MANIFEST, "art")
+    writer.set_artifact("cat", "a" * 64, {"tensorrt": "10.3"}, cached=False)
+    writer.append("images", [image_row(0)])
+    writer.finish("interrupted", error="Ctrl-C")
+    again = RunWriter.reopen(tmp_path / "art", "resume")
+    again.set_artifact("cat", "a" * 64, {"tensorrt": "10.3"}, cached=True)  # the same engine, from the cache
+    again.set_artifact("dog", "d" * 64, {"tensorrt": "10.3"}, cached=False)  # a category not begun before
+    with pytest.raises(BadInput, match=r"--resume art: cat's artifact changed since the run started \(recorded "
+                                       r"aaaaaaaaaaaa, now bbbbbbbbbbbb"):
+        again.set_artifact("cat", "b" * 64, {"tensorrt": "10.4"}, cached=False)
+    again.finish("failed", error="artifact changed")
+    record = load_run(tmp_path / "art")
+    assert record.manifest["model"]["categories"]["cat"]["artifact_sha256"] == "a" * 64
+    assert record.images.shape[0] == 1
+
+
 def test_the_writer_does_not_change_the_callers_manifest(tmp_path: Path) -> None:
     manifest = copy.deepcopy(MANIFEST)
     writer = RunWriter.create(tmp_path, manifest, "own")
