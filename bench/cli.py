@@ -276,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--calibration", choices=CALIBRATIONS, help=CALIBRATION_HELP)
     run.add_argument("--out", type=Path, default=None, help="results folder (default results/)")
     run.add_argument("--resume", metavar="RUN_ID", help="finish an unfinished run in --out with its recorded "
-                     "settings; only --warmup/--min-count/--min-duration may be changed (recorded per attempt)")
+                     "settings; only --warmup/--min-count/--min-duration may be changed (recorded per attempt), and a "
+                     "changed checkpoint, dataset, device profile or artifact is refused")
     run.add_argument("--warmup", type=int, help="untimed warm-up inferences (default 10)")
     run.add_argument("--min-count", type=_positive, help="minimum timed inferences (default 100)")
     run.add_argument("--min-duration", type=float, help="minimum timed seconds (default 5)")
