@@ -129,6 +129,8 @@ class IMX500Device(Device):
             if done.returncode != 0 or not (scratch / RPK_NAME).is_file():
                 tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
                 raise BenchError(f"{artifact.path}: {PACKAGER} failed (exit {done.returncode}): {tail[0]}")
+            if rpk.parent.is_dir() and not rpk.is_file():  # left by a packaging that failed before this scheme
+                shutil.rmtree(rpk.parent)
             try:
                 scratch.rename(rpk.parent)
             except OSError:

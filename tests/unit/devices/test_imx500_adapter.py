@@ -89,6 +89,8 @@ def test_a_failed_packaging_leaves_no_network_to_reuse(tmp_path: Path) -> None:
     with pytest.raises(Exception, match=r"imx500-package failed \(exit 1\)"):
         IMX500Device(profile(packager=str(tmp_path / "broken" / "imx500-package"))).package(artifact)
     assert sorted(p.name for p in packer.parent.iterdir()) == ["packerOut.zip"]
+    (packer.parent / "rpk").mkdir()  # what a failed packaging left before the scratch folder: rpk/ without the network
+    (packer.parent / "rpk" / "packager.log").write_text("failed\n")
     rpk = IMX500Device(profile(packager=str(tmp_path / "good" / "imx500-package"))).package(artifact)
     assert rpk == packer.parent / "rpk" / "network.rpk" and rpk.read_bytes() == b"zip"
     assert sorted(p.name for p in packer.parent.iterdir()) == ["packerOut.zip", "rpk"]
